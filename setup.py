@@ -1,0 +1,51 @@
+"""smolvla_ros: the ament_python package at the repository root.
+
+Dependencies are not listed here: on a ROS install rosdep resolves package.xml, and the Python-only
+extras come from requirements/*.txt (the Makefile installs both on the pip-only path). Listing them
+twice is how they drift apart.
+"""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'smolvla_ros'
+
+# ros2 run smolvla_ros NAME  ==  console script NAME on the pip-only path (DESIGN §5).
+NODES = {
+    # Diagnostics: a PredictChunk server without inference and a client that measures the round trip.
+    'null_policy_server': 'smolvla_ros.nodes.null_policy_server:main',
+    'predict_probe': 'smolvla_ros.nodes.predict_probe:main',
+}
+CLIS = {
+    'smolvla-ros': 'smolvla_ros.cli:main',
+}
+
+
+def _tree(pattern: str) -> list[str]:
+    return sorted(p for p in glob(pattern, recursive=True) if not p.endswith('/'))
+
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(include=[PACKAGE, f'{PACKAGE}.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
+        (f'share/{PACKAGE}', ['package.xml']),
+        (f'share/{PACKAGE}/launch', _tree('launch/*.py')),
+        (f'share/{PACKAGE}/config/profiles', _tree('config/profiles/*.yaml')),
+        (f'share/{PACKAGE}/config/contracts', _tree('config/contracts/*.yaml')),
+        (f'share/{PACKAGE}/config/params', _tree('config/params/*.yaml')),
+        (f'share/{PACKAGE}/config/rviz', _tree('config/rviz/*.rviz')),
+        (f'share/{PACKAGE}/urdf', _tree('urdf/*')),
+    ],
+    zip_safe=True,
+    maintainer='smolvla_ros developers',
+    maintainer_email='dev@smolvla-ros.local',
+    description='SmolVLA on SO-100/SO-101 arms with asynchronous inference over ROS 2.',
+    license='Apache-2.0',
+    python_requires='>=3.10',
+    entry_points={
+        'console_scripts': [f'{k} = {v}' for k, v in {**NODES, **CLIS}.items()],
+    },
+)

@@ -1,0 +1,44 @@
+"""``smolvla-ros``: the command-line entry point, one subcommand per tool.
+
+Subcommands are imported lazily so that ``smolvla-ros up`` works on a robot computer without torch
+and starts fast. Each subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    'up': ('smolvla_ros.bringup.up', 'start the nodes of a bringup profile (pip-only path)'),
+    'bench': ('smolvla_ros.bench_cli', 'run a benchmark from bench/ and write its JSON'),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='smolvla-ros', description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        sp = sub.add_parser(name, help=help_text)
+        sp.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(sp)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # Build only the requested subcommand's parser when we can, so one broken optional
+    # dependency does not break every other subcommand.
+    if argv and argv[0] in SUBCOMMANDS:
+        module_name, help_text = SUBCOMMANDS[argv[0]]
+        module = importlib.import_module(module_name)
+        parser = argparse.ArgumentParser(prog=f'smolvla-ros {argv[0]}', description=help_text)
+        module.add_arguments(parser)
+        return int(module.run(parser.parse_args(argv[1:])) or 0)
+    args = build_parser().parse_args(argv)
+    return int(importlib.import_module(args._module).run(args) or 0)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

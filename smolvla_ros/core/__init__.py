@@ -1,0 +1,1 @@
+"""ROS-free control logic: contracts, observation assembly, chunk queue, fusion, safety."""

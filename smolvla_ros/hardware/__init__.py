@@ -1,0 +1,1 @@
+"""Hardware access without ROS: Feetech servo bus, servo emulator, camera sources."""

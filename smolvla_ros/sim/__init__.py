@@ -1,0 +1,1 @@
+"""MuJoCo simulation of the SO-101 (no rclpy)."""

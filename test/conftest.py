@@ -1,0 +1,44 @@
+"""Shared test fixtures.
+
+Every test process talks DDS on loopback only and on its own random domain, so parallel CI jobs and
+other sessions on the same machine never see each other's nodes.
+"""
+from __future__ import annotations
+
+import os
+import random
+import sys
+
+import pytest
+
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(1, 100)))
+
+
+def random_domain_id() -> int:
+    """A domain id in 1..100 (valid for the default Fast DDS port mapping)."""
+    return random.randint(1, 100)
+
+
+@pytest.fixture
+def ros_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment for ROS subprocesses: a fresh random domain, localhost discovery, this venv."""
+    domain = str(random_domain_id())
+    monkeypatch.setenv('ROS_DOMAIN_ID', domain)
+    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    env = dict(os.environ)
+    env['PATH'] = os.path.dirname(sys.executable) + os.pathsep + env.get('PATH', '')
+    env['PYTHONUNBUFFERED'] = '1'
+    return env
+
+
+@pytest.fixture
+def rclpy_context():
+    """An initialised rclpy context of its own (random domain), shut down after the test."""
+    rclpy = pytest.importorskip('rclpy')
+    context = rclpy.context.Context()
+    rclpy.init(context=context, domain_id=random_domain_id())
+    try:
+        yield context
+    finally:
+        rclpy.try_shutdown(context=context)
