@@ -34,17 +34,18 @@ $(STAMP): requirements/*.txt setup.py training/setup.py $(MSG_SOURCES)
 	    -r requirements/policy.txt -r requirements/dev.txt
 	$(MAKE) --no-print-directory msgs
 	$(PIP) install -q --no-deps -e . -e training
-	$(PY) -c "import rclpy, smolvla_msgs.msg, smolvla_ros, smolvla_training" 
+	$(PY) -c "import rclpy, smolvla_msgs.msg, smolvla_ros, smolvla_training"
 	@touch $@
 	@echo "setup done: $(VENV) is ready"
 
 # Build the smolvla_msgs interface package with plain CMake into the venv prefix, so that nothing
 # has to be sourced at run time. The include-path workaround lives in msg/cmake/.
 msgs:
+	@mkdir -p build
 	AMENT_PREFIX_PATH=$(abspath $(VENV)) cmake -S msg -B $(MSG_BUILD) -G Ninja \
 	    -DCMAKE_PREFIX_PATH=$(abspath $(VENV)) -DCMAKE_INSTALL_PREFIX=$(abspath $(VENV)) \
 	    -DPython3_EXECUTABLE=$(abspath $(PY)) -DBUILD_TESTING=OFF > $(MSG_BUILD).log 2>&1 \
-	  || { mkdir -p build; cat $(MSG_BUILD).log; exit 1; }
+	  || { cat $(MSG_BUILD).log; exit 1; }
 	cmake --build $(MSG_BUILD) -j2 >> $(MSG_BUILD).log 2>&1 || { tail -50 $(MSG_BUILD).log; exit 1; }
 	cmake --install $(MSG_BUILD) >> $(MSG_BUILD).log 2>&1 || { tail -50 $(MSG_BUILD).log; exit 1; }
 

@@ -1,0 +1,110 @@
+"""Health and counters of one arm as plain data, and their layout as diagnostic entries.
+
+The driver node turns :class:`DiagnosticEntry` into ``diagnostic_msgs/DiagnosticStatus`` one to
+one; keeping the layout here means the keys users see in ``rqt_runtime_monitor`` are tested
+without ROS.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# diagnostic_msgs/DiagnosticStatus levels
+OK, WARN, ERROR, STALE = 0, 1, 2, 3
+
+# STS3215 Status register bits (hardware error flags).
+STATUS_BITS = {
+    0: 'voltage',
+    1: 'angle',
+    2: 'overheat',
+    3: 'overcurrent',
+    5: 'overload',
+}
+
+
+@dataclass
+class JointHealth:
+    """Latest slow readings and error counters of one servo (mutable, owned by the controller)."""
+
+    temperature_c: float | None = None
+    voltage_v: float | None = None
+    load: float | None = None  # fraction of max torque, signed, -1..1
+    status: int = 0
+    errors: dict[str, int] = field(default_factory=dict)  # failure kind -> count
+
+    def copy(self) -> JointHealth:
+        return JointHealth(self.temperature_c, self.voltage_v, self.load, self.status,
+                           dict(self.errors))
+
+    @property
+    def status_flags(self) -> list[str]:
+        return [name for bit, name in STATUS_BITS.items() if self.status & (1 << bit)]
+
+
+@dataclass(frozen=True)
+class DiagnosticEntry:
+    level: int
+    name: str
+    message: str
+    values: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class ArmStatus:
+    """A snapshot of the controller for diagnostics."""
+
+    state: str
+    role: str
+    reason: str
+    joint_names: tuple[str, ...]
+    health: dict[str, JointHealth]
+    clip_counts: dict[str, int]
+    good_cycles: int
+    failed_cycles: int
+    consecutive_errors: int
+    reconnects: int
+    faults: int
+    commands_received: int
+    commands_rejected: int
+    last_cycle_ms: float
+    mean_cycle_ms: float
+    bus_stats: Any = None
+
+    def entries(self, prefix: str) -> list[DiagnosticEntry]:
+        """One entry for the bus and one per joint, named ``<prefix>: bus`` / ``<prefix>: <joint>``."""
+        if self.state in ('fault', 'disconnected'):
+            level, message = ERROR, f'{self.state}: {self.reason}'
+        elif self.consecutive_errors:
+            level, message = WARN, f'{self.state}, {self.consecutive_errors} failed cycles in a row'
+        else:
+            level, message = OK, self.state
+        bus = DiagnosticEntry(level, f'{prefix}: bus', message, _kv(
+            state=self.state, role=self.role, reason=self.reason,
+            good_cycles=self.good_cycles, failed_cycles=self.failed_cycles,
+            consecutive_errors=self.consecutive_errors, reconnects=self.reconnects,
+            faults=self.faults, commands_received=self.commands_received,
+            commands_rejected=self.commands_rejected,
+            last_cycle_ms=f'{self.last_cycle_ms:.3f}', mean_cycle_ms=f'{self.mean_cycle_ms:.3f}',
+        ))
+        out = [bus]
+        for name in self.joint_names:
+            h = self.health[name]
+            flags = h.status_flags
+            level = ERROR if flags else (WARN if h.errors else OK)
+            message = ('servo reports ' + ', '.join(flags)) if flags else (
+                f'{sum(h.errors.values())} transfer errors' if h.errors else 'ok')
+            values = _kv(
+                temperature_c=_fmt(h.temperature_c), voltage_v=_fmt(h.voltage_v),
+                load_fraction=_fmt(h.load), status=f'0x{h.status:02x}',
+                errors_total=sum(h.errors.values()), goals_clipped=self.clip_counts[name],
+            ) + tuple((f'errors_{k}', str(v)) for k, v in sorted(h.errors.items()))
+            out.append(DiagnosticEntry(level, f'{prefix}: {name}', message, values))
+        return out
+
+
+def _fmt(value: float | None) -> str:
+    return 'n/a' if value is None else f'{value:.3f}'
+
+
+def _kv(**values: object) -> tuple[tuple[str, str], ...]:
+    return tuple((k, str(v)) for k, v in values.items())
