@@ -15,6 +15,8 @@ NODES = {
     # Diagnostics: a PredictChunk server without inference and a client that measures the round trip.
     'null_policy_server': 'smolvla_ros.nodes.null_policy_server:main',
     'predict_probe': 'smolvla_ros.nodes.predict_probe:main',
+    'feetech_driver': 'smolvla_ros.nodes.feetech_driver:main',
+    'teleop': 'smolvla_ros.nodes.teleop:main',
 }
 CLIS = {
     'smolvla-ros': 'smolvla_ros.cli:main',
@@ -36,6 +38,7 @@ setup(
         (f'share/{PACKAGE}/config/profiles', _tree('config/profiles/*.yaml')),
         (f'share/{PACKAGE}/config/contracts', _tree('config/contracts/*.yaml')),
         (f'share/{PACKAGE}/config/params', _tree('config/params/*.yaml')),
+        (f'share/{PACKAGE}/config/calibration', _tree('config/calibration/*.json')),
         (f'share/{PACKAGE}/config/rviz', _tree('config/rviz/*.rviz')),
         (f'share/{PACKAGE}/urdf', _tree('urdf/*')),
     ],

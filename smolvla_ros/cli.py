@@ -13,6 +13,9 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     'up': ('smolvla_ros.bringup.up', 'start the nodes of a bringup profile (pip-only path)'),
     'bench': ('smolvla_ros.bench_cli', 'run a benchmark from bench/ and write its JSON'),
+    'calibrate': ('smolvla_ros.calibrate_cli', 'calibrate an SO-100/SO-101 arm, or --check a file'),
+    'servo-emulator': ('smolvla_ros.hardware.emulator.cli',
+                       'serve an emulated STS3215 servo bus on a pty (no hardware needed)'),
 }
 
 

@@ -8,7 +8,7 @@ file, the entry (node or process) and the key. The format is documented in docs/
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 import re
 from typing import Any
@@ -47,7 +47,7 @@ class ArgumentSpec:
 
 @dataclass(frozen=True)
 class Condition:
-    """Start the entry only if (``kind='if'``) / unless the expression is true after substitution."""
+    """Start the entry if (``kind='if'``) / unless the expression is true after substitution."""
 
     kind: str  # 'if' | 'unless'
     expression: str
@@ -94,7 +94,6 @@ class Profile:
     namespace: str = ''
     nodes: tuple[NodeEntry, ...] = ()
     processes: tuple[ProcessEntry, ...] = ()
-    _argument_names: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -165,8 +164,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
                                'names must be unique (they prefix the output)')
         seen.add(entry.name)
     return Profile(path=path, description=description.strip(), arguments=arguments,
-                   namespace=namespace, nodes=nodes, processes=processes,
-                   _argument_names=declared)
+                   namespace=namespace, nodes=nodes, processes=processes)
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -346,10 +344,16 @@ def _check_parameter_dict(raw: dict, where: str, declared: frozenset[str]) -> No
         if isinstance(value, dict):
             _check_parameter_dict(value, here, declared)
         elif isinstance(value, list):
-            check_parameter_list(value, here)
+            if not value:
+                check_parameter_list(value, here)  # raises: an empty list has no type
             for item in value:
                 if isinstance(item, str):
                     substitution.check(item, declared, here)
+            # Items holding $(...) get their type at resolution, where the list is checked again.
+            literal = [v for v in value
+                       if not (isinstance(v, str) and substitution.has_substitution(v))]
+            if literal:
+                check_parameter_list(literal, here)
         elif isinstance(value, str):
             substitution.check(value, declared, here)
         elif not isinstance(value, (bool, int, float)):

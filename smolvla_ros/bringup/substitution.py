@@ -72,7 +72,7 @@ def has_substitution(text: str) -> bool:
 
 
 def check(text: str, declared: Mapping[str, object] | set[str], where: str) -> None:
-    """Validate ``text`` at load time: well-formed, and every ``$(arg X)`` is a declared argument."""
+    """Validate ``text`` at load time: well-formed, each ``$(arg X)`` a declared argument."""
     for sub in parse(text, where):
         if sub.kind == 'arg' and sub.args[0] not in declared:
             names = ', '.join(sorted(declared)) or '(none)'

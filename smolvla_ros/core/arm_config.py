@@ -15,20 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-# LeRobot's DEGREES mapping: deg = (raw - mid) * 360 / 4095 (facts §5.2).
-_RAD_PER_TICK = 2.0 * math.pi / 4095.0
-
-
-def _raw_to_rad(raw: np.ndarray, cal: list[MotorCalibrationLike]) -> np.ndarray:
-    mid = np.array([(c.range_min + c.range_max) / 2.0 for c in cal])  # (J,)
-    sign = np.array([-1.0 if c.drive_mode else 1.0 for c in cal])  # (J,)
-    return sign * (np.asarray(raw, dtype=np.float64) - mid) * _RAD_PER_TICK
-
-
-def _rad_to_raw(rad: np.ndarray, cal: list[MotorCalibrationLike]) -> np.ndarray:
-    mid = np.array([(c.range_min + c.range_max) / 2.0 for c in cal])  # (J,)
-    sign = np.array([-1.0 if c.drive_mode else 1.0 for c in cal])  # (J,)
-    return np.rint(sign * np.asarray(rad, dtype=np.float64) / _RAD_PER_TICK + mid).astype(np.int64)
+from smolvla_ros.hardware.feetech import units
 
 
 class Role(str, enum.Enum):
@@ -118,6 +105,7 @@ class ArmJoints:
     names: tuple[str, ...]
     ids: tuple[int, ...]
     calibration: Mapping[str, MotorCalibrationLike]
+    arrays: units.CalibrationArrays
     lower: np.ndarray  # (J,) rad
     upper: np.ndarray  # (J,) rad
 
@@ -130,14 +118,9 @@ class ArmJoints:
         if len(set(ids)) != len(ids):
             pairs = dict(zip(names, ids, strict=True))
             raise ArmConfigError(f'duplicate motor ids in calibration: {pairs}')
-        a = _raw_to_rad(
-            np.array([calibration[n].range_min for n in names]), [calibration[n] for n in names]
-        )
-        b = _raw_to_rad(
-            np.array([calibration[n].range_max for n in names]), [calibration[n] for n in names]
-        )
-        # drive_mode 1 swaps which end of the tick range is the lower joint angle.
-        return cls(names, ids, dict(calibration), np.minimum(a, b), np.maximum(a, b))
+        arrays = units.CalibrationArrays.from_calibration(calibration, names)
+        lower, upper = units.radian_limits(arrays)
+        return cls(names, ids, dict(calibration), arrays, lower, upper)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -145,19 +128,14 @@ class ArmJoints:
     def to_radians(self, raw: Mapping[str, int]) -> np.ndarray:
         """Present_Position ticks by name -> (J,) rad in joint order."""
         ticks = np.array([raw[n] for n in self.names], dtype=np.float64)  # (J,)
-        return _raw_to_rad(ticks, [self.calibration[n] for n in self.names])
+        return units.raw_to_radians(ticks, self.arrays)
 
     def to_ticks(self, rad: np.ndarray) -> dict[str, int]:
         """(J,) rad -> Goal_Position ticks by name, clamped to each calibrated tick range."""
-        ticks = _rad_to_raw(rad, [self.calibration[n] for n in self.names])  # (J,)
-        out = {}
-        for name, t in zip(self.names, np.asarray(ticks).tolist(), strict=True):
-            c = self.calibration[name]
-            out[name] = int(min(max(int(t), c.range_min), c.range_max))
-        return out
+        ticks = units.to_goal_ticks(rad, self.arrays)  # (J,) int64, nearest tick in range
+        return dict(zip(self.names, ticks.tolist(), strict=True))
 
     def velocity_to_rad_s(self, raw: Mapping[str, int]) -> np.ndarray:
         """Present_Velocity (ticks/s, signed) by name -> (J,) rad/s, drive_mode applied."""
         v = np.array([raw[n] for n in self.names], dtype=np.float64)  # (J,)
-        sign = np.array([-1.0 if self.calibration[n].drive_mode else 1.0 for n in self.names])
-        return v * sign * _RAD_PER_TICK
+        return v * self.arrays.sign * units.RAD_PER_TICK

@@ -16,7 +16,7 @@ the target by at most ``max_step_rad``; it is clamped to the calibrated range; i
 Goal_Position. A failed cycle writes nothing: the servos keep their last goal.
 
 The bus is anything with :class:`ServoBus`'s methods (``FeetechBus`` in production, fakes in tests).
-It is built by a factory so that a vanished port can be reopened from scratch.
+The same bus object is closed and reopened across a lost port, so its counters survive.
 """
 from __future__ import annotations
 
@@ -43,6 +43,9 @@ from smolvla_ros.core.servo_bus import (
 
 logger = logging.getLogger(__name__)
 
+_MOTION_REGISTERS = ('Present_Position', 'Present_Velocity', 'Present_Load')
+_HEALTH_REGISTERS = ('Present_Voltage', 'Present_Temperature', 'Status')
+
 
 class ArmState(str, enum.Enum):
     DISCONNECTED = 'disconnected'
@@ -60,16 +63,16 @@ class ArmController:
 
     def __init__(
         self,
-        bus_factory: Callable[[], ServoBus],
+        bus: ServoBus,
         calibration: Mapping[str, MotorCalibrationLike],
         config: ArmConfig,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.joints = ArmJoints.from_calibration(calibration)
-        self._factory = bus_factory
+        self.bus = bus
         self._clock = clock
-        self._bus: ServoBus | None = None
+        self._bus: ServoBus | None = None  # set while connected
         self._lock = threading.RLock()
         self.watchdog = CommandWatchdog(self.joints.names, config.command_timeout_s)
         self.state = ArmState.DISCONNECTED
@@ -104,12 +107,9 @@ class ArmController:
         """
         with self._lock:
             self._next_connect = self._clock() + self.config.reconnect_interval_s
-            bus = self._factory()
+            bus = self.bus
             try:
-                bus.connect()
-                missing = [n for n in self.joints.names if bus.ping(n) is None]
-                if missing:
-                    raise _MissingMotors(f'motor(s) {missing} do not answer')
+                bus.connect()  # pings every motor: a missing one raises CommunicationError
                 bus.disable_torque()
                 verify_calibration(bus, self.joints.calibration, self.config.write_calibration)
                 if self.config.configure_servos:
@@ -117,7 +117,7 @@ class ArmController:
             except CalibrationMismatchError:
                 _close_quietly(bus)
                 raise
-            except (*PORT_ERRORS, *TRANSFER_ERRORS, _MissingMotors) as exc:
+            except (*PORT_ERRORS, *TRANSFER_ERRORS) as exc:
                 _close_quietly(bus)
                 self._set_disconnected(f'connect failed: {exc}')
                 return False
@@ -136,11 +136,10 @@ class ArmController:
             bus, self._bus = self._bus, None
             if bus is None:
                 return
-            if self.config.torque_off_on_shutdown or self.state is ArmState.FAULT:
-                try:
-                    bus.disable_torque()
-                except (*PORT_ERRORS, *TRANSFER_ERRORS) as exc:
-                    logger.warning('torque off at shutdown failed: %s', exc)
+            # A leader's torque is never on; a follower's goes off if configured or after a fault.
+            if self.config.role is Role.FOLLOWER and (
+                    self.config.torque_off_on_shutdown or self.state is ArmState.FAULT):
+                self._torque_off_best_effort(bus)
             _close_quietly(bus)
             self.state = ArmState.DISCONNECTED
 
@@ -155,7 +154,8 @@ class ArmController:
         self._set_disconnected(f'port lost: {exc}')
         self._next_connect = self._clock() + self.config.reconnect_interval_s
         self.goal = None
-        logger.warning('bus lost (%s); retrying every %.1f s', exc, self.config.reconnect_interval_s)
+        logger.warning('bus lost (%s); retrying every %.1f s', exc,
+                       self.config.reconnect_interval_s)
 
     # ------------------------------------------------------------------------------- commands
     def command(self, positions: Mapping[str, float]) -> None:
@@ -207,8 +207,9 @@ class ArmController:
             except (*PORT_ERRORS, *TRANSFER_ERRORS) as exc:
                 raise TorqueRequestError(f'disabling torque failed: {exc}') from exc
             self.watchdog.clear()
-            if self.state is ArmState.ENABLED:
-                self.state = ArmState.IDLE
+            if self.state in (ArmState.ENABLED, ArmState.FAULT):
+                self.state = ArmState.IDLE  # also acknowledges a fault
+                self.fault_reason = ''
 
     # ---------------------------------------------------------------------------------- cycle
     def cycle(self) -> bool:
@@ -219,20 +220,36 @@ class ArmController:
             now = self._clock()
             if self._bus is None:
                 if now >= self._next_connect and self.state is not ArmState.FAULT:
-                    if self.connect():
-                        self.reconnects += 1
+                    self._reconnect()
                 return False
             ok = self._cycle(self._bus, now)
             self.last_cycle_s = time.perf_counter() - start
             self._cycle_sum_s += self.last_cycle_s
             return ok
 
+    def _reconnect(self) -> None:
+        try:
+            if self.connect():
+                self.reconnects += 1
+        except CalibrationMismatchError as exc:
+            # Another arm (or a re-flashed one) came back on this port: never drive it.
+            self.state = ArmState.FAULT
+            self.fault_reason = str(exc)
+            self.faults += 1
+            logger.error('after reconnect: %s', exc)
+
     def _cycle(self, bus: ServoBus, now: float) -> bool:
         try:
-            present = self.joints.to_radians(bus.sync_read('Present_Position'))  # (J,)
             if self.config.read_velocity_effort:
-                self.velocity = self.joints.velocity_to_rad_s(bus.sync_read('Present_Velocity'))
-                self._store_load(bus.sync_read('Present_Load'))
+                # One sync read of the 6-byte span Present_Position..Present_Load per motor.
+                block = bus.sync_read_registers(_MOTION_REGISTERS)
+                raw_pos = {n: r['Present_Position'] for n, r in block.items()}
+                self.velocity = self.joints.velocity_to_rad_s(
+                    {n: r['Present_Velocity'] for n, r in block.items()})
+                self._store_load({n: r['Present_Load'] for n, r in block.items()})
+            else:
+                raw_pos = bus.sync_read('Present_Position')
+            present = self.joints.to_radians(raw_pos)  # (J,)
             if self.state is ArmState.ENABLED:
                 self._write_goal(bus, now)
             else:
@@ -274,16 +291,15 @@ class ArmController:
             self.effort = load * sign * self.config.effort_scale_nm
 
     def _read_health(self, bus: ServoBus) -> None:
-        temps = bus.sync_read('Present_Temperature')
-        volts = bus.sync_read('Present_Voltage')
-        status = bus.sync_read('Status')
+        regs = _HEALTH_REGISTERS + (() if self.config.read_velocity_effort else ('Present_Load',))
+        block = bus.sync_read_registers(regs)
         if not self.config.read_velocity_effort:
-            self._store_load(bus.sync_read('Present_Load'))
+            self._store_load({n: r['Present_Load'] for n, r in block.items()})
         for name in self.joints.names:
             h = self.health[name]
-            h.temperature_c = float(temps[name])
-            h.voltage_v = volts[name] / 10.0  # register unit: 0.1 V
-            h.status = int(status[name])
+            h.temperature_c = float(block[name]['Present_Temperature'])
+            h.voltage_v = block[name]['Present_Voltage'] / 10.0  # register unit: 0.1 V
+            h.status = int(block[name]['Status'])
 
     def _count_error(self, exc: BaseException) -> None:
         self.failed_cycles += 1
@@ -303,10 +319,33 @@ class ArmController:
         self.watchdog.clear()
         logger.error('FAULT: %s; turning torque off', reason)
         if self._bus is not None:
+            self._torque_off_best_effort(self._bus)
+
+    def _torque_off_best_effort(self, bus: ServoBus) -> bool:
+        """Torque off on every servo that still listens; True if all of them confirmed.
+
+        A broadcast sync write first (one packet, no reply: it reaches every live servo even when
+        one of them is gone), then the acknowledged per-motor writes, each on its own so a dead
+        servo does not stop the others from being released.
+        """
+        try:
+            bus.sync_write('Torque_Enable', dict.fromkeys(self.joints.names, 0))
+        except PORT_ERRORS as exc:
+            logger.warning('torque off impossible, the port is gone: %s', exc)
+            return False
+        except TRANSFER_ERRORS as exc:
+            logger.error('broadcast torque off failed: %s', exc)
+        ok = True
+        for name in self.joints.names:
             try:
-                self._bus.disable_torque()
-            except (*PORT_ERRORS, *TRANSFER_ERRORS) as exc:
-                logger.error('torque off after fault failed: %s', exc)
+                bus.disable_torque([name])
+            except PORT_ERRORS as exc:
+                logger.warning('torque off impossible, the port is gone: %s', exc)
+                return False
+            except TRANSFER_ERRORS as exc:
+                ok = False
+                logger.error('torque off on %s failed: %s', name, exc)
+        return ok
 
     # --------------------------------------------------------------------------------- status
     def status(self) -> ArmStatus:
@@ -331,10 +370,6 @@ class ArmController:
                 mean_cycle_ms=(self._cycle_sum_s / cycles * 1e3) if cycles else 0.0,
                 bus_stats=self._bus.stats if self._bus is not None else None,
             )
-
-
-class _MissingMotors(RuntimeError):
-    pass
 
 
 def _close_quietly(bus: ServoBus) -> None:

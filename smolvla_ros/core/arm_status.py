@@ -9,17 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from smolvla_ros.hardware.feetech.tables import status_flags
+
 # diagnostic_msgs/DiagnosticStatus levels
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
 
-# STS3215 Status register bits (hardware error flags).
-STATUS_BITS = {
-    0: 'voltage',
-    1: 'angle',
-    2: 'overheat',
-    3: 'overcurrent',
-    5: 'overload',
-}
 
 
 @dataclass
@@ -38,7 +32,7 @@ class JointHealth:
 
     @property
     def status_flags(self) -> list[str]:
-        return [name for bit, name in STATUS_BITS.items() if self.status & (1 << bit)]
+        return list(status_flags(self.status))
 
 
 @dataclass(frozen=True)
@@ -71,7 +65,7 @@ class ArmStatus:
     bus_stats: Any = None
 
     def entries(self, prefix: str) -> list[DiagnosticEntry]:
-        """One entry for the bus and one per joint, named ``<prefix>: bus`` / ``<prefix>: <joint>``."""
+        """One entry for the bus and one per joint: ``<prefix>: bus``, ``<prefix>: <joint>``."""
         if self.state in ('fault', 'disconnected'):
             level, message = ERROR, f'{self.state}: {self.reason}'
         elif self.consecutive_errors:
@@ -98,8 +92,19 @@ class ArmStatus:
                 load_fraction=_fmt(h.load), status=f'0x{h.status:02x}',
                 errors_total=sum(h.errors.values()), goals_clipped=self.clip_counts[name],
             ) + tuple((f'errors_{k}', str(v)) for k, v in sorted(h.errors.items()))
+            values += self._bus_counters(name)
             out.append(DiagnosticEntry(level, f'{prefix}: {name}', message, values))
         return out
+
+
+    def _bus_counters(self, name: str) -> tuple[tuple[str, str], ...]:
+        """Per-attempt counters of the bus (retried failures included), when it keeps them."""
+        motors = getattr(self.bus_stats, 'motors', None)
+        if not motors or name not in motors:
+            return ()
+        m = motors[name]
+        return ((('bus_transfers', str(m.transfers)),)
+                + tuple((f'bus_errors_{k}', str(v)) for k, v in sorted(m.errors.items())))
 
 
 def _fmt(value: float | None) -> str:

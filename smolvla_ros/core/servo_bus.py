@@ -6,11 +6,16 @@ register is sign-magnitude), motors are addressed by name.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 import logging
+import termios
 from typing import Any, Protocol
 
 from smolvla_ros.core.arm_config import MotorCalibrationLike, Role
+from smolvla_ros.hardware.feetech.calibration import (
+    calibration_mismatches,
+    write_calibration_to_bus,
+)
 from smolvla_ros.hardware.feetech.errors import (
     BusNotConnectedError,
     CalibrationError,
@@ -21,8 +26,10 @@ from smolvla_ros.hardware.feetech.errors import (
 
 logger = logging.getLogger(__name__)
 
-# The port is gone: close, then reopen later.
-PORT_ERRORS: tuple[type[BaseException], ...] = (BusNotConnectedError, PortError, OSError)
+# The port is gone: close, then reopen later. pyserial's flush() raises termios.error (not an
+# OSError) when the adapter has vanished, and the SDK lets it through.
+PORT_ERRORS: tuple[type[BaseException], ...] = (
+    BusNotConnectedError, PortError, OSError, termios.error)
 # One transfer failed after the bus's own retries: count it, hold, maybe fault.
 TRANSFER_ERRORS: tuple[type[BaseException], ...] = (CommunicationError, MotorStatusError)
 
@@ -40,6 +47,9 @@ class ServoBus(Protocol):
     def read(self, register: str, name: str) -> int: ...
     def write(self, register: str, name: str, value: int) -> None: ...
     def sync_read(self, register: str, names: Iterable[str] | None = None) -> dict[str, int]: ...
+    def sync_read_registers(
+        self, registers: Sequence[str], names: Sequence[str] | None = None
+    ) -> dict[str, dict[str, int]]: ...
     def sync_write(self, register: str, values: Mapping[str, int]) -> None: ...
     def enable_torque(self, names: Iterable[str] | None = None) -> None: ...
     def disable_torque(self, names: Iterable[str] | None = None) -> None: ...
@@ -65,59 +75,34 @@ GRIPPER_SETUP: tuple[tuple[str, int], ...] = (
     ('Protection_Current', 250),
     ('Overload_Torque', 25),
 )
-CALIBRATION_REGISTERS = (
-    ('Homing_Offset', 'homing_offset'),
-    ('Min_Position_Limit', 'range_min'),
-    ('Max_Position_Limit', 'range_max'),
-)
-
-
-def calibration_differences(
-    bus: ServoBus, calibration: Mapping[str, MotorCalibrationLike]
-) -> list[tuple[str, str, int, int]]:
-    """(motor, register, on the servo, in the file) for every calibration register that differs."""
-    out = []
-    names = list(calibration)
-    for register, field in CALIBRATION_REGISTERS:
-        values = bus.sync_read(register, names)
-        for name in names:
-            want = int(getattr(calibration[name], field))
-            if values[name] != want:
-                out.append((name, register, values[name], want))
-    return out
 
 
 def verify_calibration(
     bus: ServoBus, calibration: Mapping[str, MotorCalibrationLike], write: bool
-) -> list[tuple[str, str, int, int]]:
+) -> list[str]:
     """Check the servos against the file; write the file's values when ``write`` (torque off).
 
-    Returns what differed (and was written). Raises :class:`CalibrationMismatchError` when values
-    differ and ``write`` is False: driving with offsets the file does not describe would put
-    every joint somewhere else than the published angle says.
+    Returns the differences found (and fixed). Raises :class:`CalibrationMismatchError` when
+    values differ and ``write`` is False: driving with offsets the file does not describe would
+    put every joint somewhere else than the published angle says.
     """
-    diffs = calibration_differences(bus, calibration)
-    if not diffs:
+    problems = calibration_mismatches(bus, calibration)
+    if not problems:
         return []
-    text = ', '.join(f'{m}.{r}: servo {s} != file {f}' for m, r, s, f in diffs)
     if not write:
         raise CalibrationMismatchError(
-            f'servos differ from the calibration file ({text}); set write_calibration:=true to '
-            f'write the file to the servos, or recalibrate'
+            'servos differ from the calibration file (' + '; '.join(problems) + '); set '
+            'write_calibration:=true to write the file to the servos, or recalibrate'
         )
-    logger.warning('writing calibration to the servos: %s', text)
-    bus.disable_torque()  # Torque_Enable=0 then Lock=0: the EEPROM accepts writes
-    for name, register, _servo, value in diffs:
-        bus.write(register, name, value)
-    remaining = calibration_differences(bus, calibration)
-    if remaining:
-        raise CalibrationMismatchError(f'calibration write did not stick: {remaining}')
-    return diffs
+    logger.warning('writing calibration to the servos: %s', '; '.join(problems))
+    write_calibration_to_bus(bus, calibration)  # verifies the read-back itself
+    return problems
 
 
 def apply_servo_setup(bus: ServoBus, names: Iterable[str], role: Role) -> int:
     """Write LeRobot's per-role servo setup where it differs; returns the number of writes."""
     names = list(names)
+    bus.disable_torque(names)  # Torque_Enable=0, Lock=0: EEPROM writable
     setup = COMMON_SETUP + (FOLLOWER_SETUP if role is Role.FOLLOWER else ())
     writes = 0
     for register, value in setup:

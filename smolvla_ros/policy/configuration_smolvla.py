@@ -39,7 +39,7 @@ class SmolVLAConfigError(ValueError):
 
 @dataclass(frozen=True)
 class PolicyFeature:
-    """One input or output of the policy, as in LeRobot's config.json: {"type": ..., "shape": [...]}."""
+    """One policy input or output, as in LeRobot's config.json: {"type": ..., "shape": [...]}."""
 
     type: str
     shape: tuple[int, ...]
@@ -61,7 +61,7 @@ class PolicyFeature:
 
 @dataclass(frozen=True)
 class RTCConfig:
-    """Real-time chunking settings (LeRobot `RTCConfig`, facts §7.1). SmolVLA supports `guided` only."""
+    """Real-time chunking settings (LeRobot `RTCConfig`, facts §7.1); SmolVLA: `guided` only."""
 
     enabled: bool = True
     mode: str = 'guided'
@@ -84,12 +84,14 @@ class RTCConfig:
                 '("trained" needs a pi0.5 checkpoint trained with delays)')
         if not self.max_guidance_weight >= 0.0 or math.isinf(self.max_guidance_weight):
             raise SmolVLAConfigError(
-                f'rtc_config.max_guidance_weight must be finite and >= 0, got {self.max_guidance_weight}')
+                'rtc_config.max_guidance_weight must be finite and >= 0, '
+                f'got {self.max_guidance_weight}')
         if self.execution_horizon < 1:
             raise SmolVLAConfigError(
                 f'rtc_config.execution_horizon must be >= 1, got {self.execution_horizon}')
         if self.debug_maxlen < 1:
-            raise SmolVLAConfigError(f'rtc_config.debug_maxlen must be >= 1, got {self.debug_maxlen}')
+            raise SmolVLAConfigError(
+                f'rtc_config.debug_maxlen must be >= 1, got {self.debug_maxlen}')
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -97,7 +99,8 @@ class RTCConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RTCConfig:
         if not isinstance(data, dict):
-            raise SmolVLAConfigError(f'rtc_config must be an object or null, got {type(data).__name__}')
+            raise SmolVLAConfigError(
+                f'rtc_config must be an object or null, got {type(data).__name__}')
         return cls(**_typed_kwargs(cls, data, prefix='rtc_config.'))
 
 
@@ -111,7 +114,7 @@ def _default_normalization() -> dict[str, str]:
 
 @dataclass(frozen=True)
 class SmolVLAConfig:
-    """LeRobot's SmolVLA configuration (facts §1.1): same names, same defaults, validated on creation.
+    """LeRobot's SmolVLA configuration (facts §1.1): same names and defaults, validated.
 
     Build variants with `dataclasses.replace(cfg, field=value)`; the presets are `preset('tiny')`
     (seconds on a CPU, for tests and the demo) and `preset('smolvla_base')` (the 450M geometry).
@@ -280,7 +283,7 @@ class SmolVLAConfig:
     # --- feature views (facts §1.3) ---
     @property
     def image_features(self) -> tuple[str, ...]:
-        """Keys of the VISUAL inputs in config order: this order is the image order in the prefix."""
+        """Keys of the VISUAL inputs in config order (= the image order in the prefix)."""
         return tuple(k for k, f in self.input_features.items() if f.type == 'VISUAL')
 
     @property
@@ -364,7 +367,7 @@ class SmolVLAConfig:
 
     # --- config.json ---
     def to_dict(self) -> dict[str, Any]:
-        """LeRobot's config.json encoding (draccus): `type` first, tuples as lists, enums as names."""
+        """LeRobot's config.json encoding (draccus): `type` first, tuples as lists, enum names."""
         out: dict[str, Any] = {'type': POLICY_TYPE}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -383,7 +386,8 @@ class SmolVLAConfig:
     def from_dict(cls, data: dict[str, Any]) -> SmolVLAConfig:
         """Read a config.json dict: unknown keys are logged and ignored, wrong types raise."""
         if not isinstance(data, dict):
-            raise SmolVLAConfigError(f'a SmolVLA config is a JSON object, got {type(data).__name__}')
+            raise SmolVLAConfigError(
+                f'a SmolVLA config is a JSON object, got {type(data).__name__}')
         data = dict(data)
         ptype = data.pop('type', POLICY_TYPE)
         if ptype != POLICY_TYPE:

@@ -20,14 +20,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-import logging
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_EPS = 1e-8
 
@@ -205,9 +202,6 @@ class Normalizer:
         mode = self.mode_for(key)
         per = self.stats.get(key)
         if mode is NormMode.IDENTITY or per is None:
-            if mode is not NormMode.IDENTITY:
-                logger.warning('no stats for %s (%s): it passes through unnormalized',
-                               key, mode.value)
             return
         spec = self.features[key]
         for name in MODE_STATS[mode]:
@@ -227,6 +221,11 @@ class Normalizer:
                 raise NormalizationError(
                     f'stats {key}.{name} have shape {tuple(value.shape)}, larger than feature '
                     f'shape {spec.shape}')
+
+    def missing_stats(self) -> list[str]:
+        """Features whose mode needs stats that were not given (they pass through unchanged)."""
+        return [k for k in self.features
+                if self.mode_for(k) is not NormMode.IDENTITY and k not in self.stats]
 
     def has_stats(self, key: str) -> bool:
         """True when `key` is normalized with real stats (not passed through)."""

@@ -20,6 +20,7 @@ import copy
 from dataclasses import dataclass, field
 import logging
 import select
+import termios
 import threading
 import time
 from typing import TypeVar
@@ -48,6 +49,8 @@ from smolvla_ros.hardware.feetech.tables import (
 )
 
 logger = logging.getLogger(__name__)
+# What a vanished or broken serial port raises (termios.error is not an OSError).
+_PORT_EXCEPTIONS = (OSError, serial.SerialException, termios.error)
 _T = TypeVar('_T')
 
 _RESULT_KIND = {
@@ -231,7 +234,7 @@ class FeetechBus:
             port.baudrate = self.baudrate
             try:
                 opened = port.openPort()
-            except (OSError, serial.SerialException) as exc:
+            except _PORT_EXCEPTIONS as exc:
                 raise PortError(f'cannot open {self.port}: {exc}') from exc
             if not opened:
                 raise PortError(f'cannot open {self.port} at {self.baudrate} baud')
@@ -270,7 +273,7 @@ class FeetechBus:
                 self._stats.rx_bytes += port.rx_bytes
                 try:
                     port.closePort()
-                except (OSError, serial.SerialException):
+                except _PORT_EXCEPTIONS:
                     logger.debug('error closing %s', self.port, exc_info=True)
 
     def __enter__(self) -> FeetechBus:
@@ -439,7 +442,7 @@ class FeetechBus:
                     self._count_error(fail.motor, fail.kind)
                     self._drain(port)
                     continue
-                except (OSError, serial.SerialException) as exc:
+                except _PORT_EXCEPTIONS as exc:
                     self.close()
                     raise PortError(f'port {self.port} failed: {exc}') from exc
                 self._stats.transfers += 1
@@ -457,7 +460,7 @@ class FeetechBus:
     def _drain(self, port: WaitingPortHandler) -> None:
         try:
             port.discard_input()
-        except (OSError, serial.SerialException) as exc:
+        except _PORT_EXCEPTIONS as exc:
             self.close()
             raise PortError(f'port {self.port} failed: {exc}') from exc
 

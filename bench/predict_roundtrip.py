@@ -1,0 +1,235 @@
+"""PredictChunk round trip over DDS between two processes: raw vs JPEG x default vs LARGE_DATA.
+
+What it measures: a client process sends a PredictChunk request carrying one Observation (3 camera
+frames of 512x512 plus a 6-joint state) to the ``null_policy_server`` node in another process on
+the same machine (loopback, localhost-only discovery) and waits for the 50x6 chunk. The server
+decodes every image as a real policy server would (JPEG decode, or an rgb8 view), but runs no
+model, so the figure is "what the link costs before any inference". Timed: call_async ->
+response received (request serialization, DDS both ways, server decode, response deserialization).
+The request is encoded once per configuration, so client-side JPEG encoding is not in the figure.
+
+Configurations: images as JPEG (q90, ``images``) or raw rgb8 (``raw_images``), crossed with
+Fast DDS' default builtin transports (UDP + shared memory) and ``FASTDDS_BUILTIN_TRANSPORTS=
+LARGE_DATA`` set in both processes. Each transport gets its own server and client processes.
+
+Image content: ``smolvla_ros.ros.synthetic.synthetic_scene``, a synthetic scene with a two-axis
+colour gradient, a striped table plane, 4-7 filled and outlined shapes, thin lines and Gaussian
+sensor noise (sigma 3), so JPEG sizes are those of a textured frame, not a flat test image.
+
+Run: ``python bench/predict_roundtrip.py`` (or ``smolvla-ros bench predict_roundtrip``); prints a
+markdown table and writes bench/results/predict_roundtrip.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+import platform
+import random
+import subprocess
+import sys
+import time
+
+RESULTS = Path(__file__).resolve().parent / 'results'
+TRANSPORTS = {'default': None, 'LARGE_DATA': 'LARGE_DATA'}
+FORMATS = ('jpeg', 'raw')
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--requests', type=int, default=200, help='timed requests per config')
+    parser.add_argument('--warmup', type=int, default=20, help='untimed requests first')
+    parser.add_argument('--cameras', type=int, default=3)
+    parser.add_argument('--image-size', type=int, default=512)
+    parser.add_argument('--jpeg-quality', type=int, default=90)
+    parser.add_argument('--chunk-size', type=int, default=50)
+    parser.add_argument('--decode-threads', type=int, default=4,
+                        help='server threads decoding JPEG frames in parallel (1: inline)')
+    parser.add_argument('--no-decode', action='store_true',
+                        help='server skips image decoding (network cost only)')
+    parser.add_argument('--transports', default=','.join(TRANSPORTS),
+                        help=f'comma-separated subset of {list(TRANSPORTS)}')
+    parser.add_argument('--formats', default=','.join(FORMATS),
+                        help=f'comma-separated subset of {list(FORMATS)}')
+    parser.add_argument('--out', type=Path, default=RESULTS / 'predict_roundtrip.json')
+    parser.add_argument('--client', help=argparse.SUPPRESS)  # internal: JSON config of a client
+    return parser.parse_args(argv)
+
+
+# --------------------------------------------------------------------------- client process
+
+
+def run_client(config: dict) -> dict:
+    """Inside the client process: time ``requests`` round trips per image format."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.serialization import serialize_message
+    from smolvla_msgs.srv import PredictChunk
+
+    from smolvla_ros.core.stats import LatencyRecorder
+    from smolvla_ros.ros.observation import ImageEncoding, observation_to_msg
+    from smolvla_ros.ros.predict import AnswerError, check_answer, stamp_request
+    from smolvla_ros.ros.synthetic import synthetic_observation
+
+    rclpy.init()
+    node = rclpy.create_node('predict_roundtrip_client')
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    client = node.create_client(PredictChunk, 'predict_chunk')
+    results = {}
+    try:
+        if not client.wait_for_service(timeout_sec=30.0):
+            raise RuntimeError('null_policy_server did not appear within 30 s')
+        obs = synthetic_observation(num_cameras=config['cameras'],
+                                    image_size=config['image_size'])
+        request_id = 0
+        for fmt in config['formats']:
+            request = PredictChunk.Request()
+            request.observation = observation_to_msg(
+                obs, ImageEncoding(fmt, config['jpeg_quality']))
+            request_bytes = len(serialize_message(request))
+            round_trip = LatencyRecorder(window=config['requests'])
+            server_ms = LatencyRecorder(window=config['requests'])
+            failures: list[str] = []
+            response_bytes = 0
+            for i in range(config['warmup'] + config['requests']):
+                request_id += 1
+                stamp_ns = node.get_clock().now().nanoseconds
+                stamp_request(request, request_id, stamp_ns)
+                start = time.perf_counter()
+                future = client.call_async(request)
+                executor.spin_until_future_complete(future, timeout_sec=10.0)
+                elapsed_ms = (time.perf_counter() - start) * 1e3
+                if not future.done():
+                    client.remove_pending_request(future)
+                    failures.append(f'request {request_id}: timeout')
+                    continue
+                try:
+                    chunk = check_answer(
+                        future.result(), request_id=request_id, stamp_ns=stamp_ns,
+                        joint_names=obs.joint_names, chunk_size=config['chunk_size'])
+                except AnswerError as exc:
+                    failures.append(str(exc))
+                    continue
+                if i >= config['warmup']:
+                    round_trip.add(elapsed_ms)
+                    server_ms.add(chunk.inference_ms)
+                response_bytes = len(serialize_message(future.result()))
+            results[fmt] = {
+                'request_bytes': request_bytes, 'response_bytes': response_bytes,
+                'round_trip': round_trip.summary().as_dict(),
+                'server': server_ms.summary().as_dict(),
+                'failures': len(failures), 'first_failures': failures[:3],
+            }
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return results
+
+
+# --------------------------------------------------------------------------- orchestration
+
+
+def _env(transport: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env['ROS_DOMAIN_ID'] = str(random.randint(1, 100))
+    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    env['PYTHONUNBUFFERED'] = '1'
+    env.pop('FASTDDS_BUILTIN_TRANSPORTS', None)
+    if transport:
+        env['FASTDDS_BUILTIN_TRANSPORTS'] = transport
+    return env
+
+
+def run_transport(name: str, args: argparse.Namespace, formats: list[str]) -> dict:
+    """Start a server and a client process with the transport's environment; the client's JSON."""
+    env = _env(TRANSPORTS[name])
+    server_cmd = [sys.executable, '-m', 'smolvla_ros.nodes.null_policy_server', '--ros-args',
+                  '-p', f'chunk_size:={args.chunk_size}',
+                  '-p', f'decode_images:={"false" if args.no_decode else "true"}',
+                  '-p', f'decode_threads:={args.decode_threads}']
+    server = subprocess.Popen(server_cmd, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    config = {'formats': formats, 'requests': args.requests, 'warmup': args.warmup,
+              'cameras': args.cameras, 'image_size': args.image_size,
+              'jpeg_quality': args.jpeg_quality, 'chunk_size': args.chunk_size}
+    try:
+        client = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), '--client', json.dumps(config)],
+            env=env, capture_output=True, text=True, timeout=600)
+    finally:
+        server.terminate()
+        server_log, _ = server.communicate(timeout=30)
+    if client.returncode != 0:
+        raise RuntimeError(f'client for transport {name} failed (exit {client.returncode}):\n'
+                           f'{client.stderr[-3000:]}\nserver log:\n{server_log[-2000:]}')
+    return json.loads(client.stdout.strip().splitlines()[-1])
+
+
+def machine() -> dict[str, str | int]:
+    cpu = 'unknown'
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                cpu = line.split(':', 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {'nproc': os.cpu_count() or 0, 'cpu': cpu, 'python': platform.python_version(),
+            'platform': platform.platform(), 'loadavg_1m': round(os.getloadavg()[0], 2)}
+
+
+def table(rows: list[dict]) -> str:
+    head = ('| transport | images | request KiB | round trip p50 ms | p95 ms | max ms '
+            '| server p50 ms | failures |\n|---|---|---:|---:|---:|---:|---:|---:|')
+    lines = [head]
+    for r in rows:
+        rt, srv = r['round_trip'], r['server']
+        lines.append(
+            f"| {r['transport']} | {r['images']} | {r['request_bytes'] / 1024:.1f} "
+            f"| {rt['p50_ms']:.2f} | {rt['p95_ms']:.2f} | {rt['max_ms']:.2f} "
+            f"| {srv['p50_ms']:.2f} | {r['failures']} |")
+    return '\n'.join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.client:
+        print(json.dumps(run_client(json.loads(args.client))))
+        return 0
+    transports = [t for t in args.transports.split(',') if t]
+    formats = [f for f in args.formats.split(',') if f]
+    unknown = [t for t in transports if t not in TRANSPORTS] + [
+        f for f in formats if f not in FORMATS]
+    if unknown:
+        print(f'unknown transports/formats: {unknown}', file=sys.stderr)
+        return 2
+    rows = []
+    for transport in transports:
+        for fmt, res in run_transport(transport, args, formats).items():
+            label = f'{args.cameras}x{args.image_size}px ' + (
+                f'JPEG q{args.jpeg_quality}' if fmt == 'jpeg' else 'raw rgb8')
+            rows.append({'transport': transport, 'format': fmt, 'images': label, **res})
+    report = {
+        'benchmark': 'predict_roundtrip',
+        'time': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+        'machine': machine(),
+        'settings': {k: v for k, v in vars(args).items() if k not in ('client', 'out')},
+        'server_decodes_images': not args.no_decode,
+        'rows': rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    m = report['machine']
+    print(f"PredictChunk round trip, 2 processes on loopback; {m['nproc']} CPUs, {m['cpu']}; "
+          f"{args.requests} requests after {args.warmup} warm-up; chunk {args.chunk_size}x6; "
+          f"server decode {'off' if args.no_decode else f'on, {args.decode_threads} threads'}; "
+          f"load average {m['loadavg_1m']}")
+    print(table(rows))
+    print(f'wrote {args.out}')
+    return 0 if all(r['failures'] == 0 for r in rows) else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

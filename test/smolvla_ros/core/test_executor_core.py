@@ -1,0 +1,271 @@
+"""ExecutorCore end to end in simulated time, with an analytic policy, plus its edge cases."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import math
+
+import numpy as np
+import pytest
+
+from smolvla_ros.core.executor_core import (
+    ExecutorConfig,
+    ExecutorConfigError,
+    ExecutorCore,
+    RequestInFlightError,
+    TickResult,
+)
+from smolvla_ros.core.types import ActionChunkData, ObservationData
+
+NAMES = ('a', 'b', 'c')
+DT = 1.0 / 30.0
+T0 = 10**9  # simulation start (ns)
+AMP = np.array([0.5, 0.3, 0.2])
+FREQ = np.array([0.5, 0.3, 0.7])  # Hz
+
+
+def f(t_ns: int | np.ndarray) -> np.ndarray:
+    """The analytic reference motion f(t) [J] (or [N, J] for an array of times)."""
+    t = (np.asarray(t_ns, dtype=np.float64) - T0) / 1e9
+    return AMP * np.sin(2 * np.pi * FREQ * t[..., None]) + 0.1
+
+
+def lerp_error_bound(dt: float) -> float:
+    """Max error of linear interpolation of f between samples dt apart: A w^2 dt^2 / 8."""
+    return float(np.max(AMP * (2 * np.pi * FREQ) ** 2) * dt * dt / 8)
+
+
+@dataclass
+class Sim:
+    """Drives a core at control_hz with a fake policy answering f(stamp + k dt) after `latency`."""
+
+    core: ExecutorCore
+    latency_s: float
+    chunk_size: int = 50
+    answering: bool = True
+    ticks: list[tuple[int, TickResult]] = field(default_factory=list)
+    pending: list[tuple[int, ActionChunkData, int]] = field(default_factory=list)
+    request_times: list[tuple[int, int]] = field(default_factory=list)  # (t, remaining at t)
+
+    def run(self, until_ns: int, start_ns: int = T0) -> None:
+        period = round(1e9 / self.core.config.control_hz)
+        t = start_ns if not self.ticks else self.ticks[-1][0] + period
+        while t < until_ns:
+            for item in sorted(self.pending, key=lambda p: p[0]):
+                arrival, chunk, sent = item
+                if arrival <= t:
+                    self.pending.remove(item)
+                    self.core.on_chunk(chunk, sent, arrival)
+            self.ticks.append((t, self.core.tick(t)))
+            if self.core.should_request(t):
+                self.request_times.append((t, self.core.remaining_ns(t)))
+                obs = ObservationData(stamp_ns=t, request_id=0, task='x', joint_names=NAMES,
+                                      state=f(t))
+                req = self.core.make_request(obs, t)
+                if self.answering:
+                    times = t + np.rint(np.arange(self.chunk_size) * DT * 1e9).astype(np.int64)
+                    chunk = ActionChunkData(stamp_ns=t, request_id=req.request_id,
+                                            joint_names=NAMES, dt=DT, positions=f(times))
+                    self.pending.append((t + round(self.latency_s * 1e9), chunk, t))
+            t += period
+
+
+def make_core(**kw) -> ExecutorCore:
+    return ExecutorCore(ExecutorConfig(joint_names=NAMES, **kw))
+
+
+@pytest.mark.parametrize('control_hz', [30.0, 100.0])
+@pytest.mark.parametrize('fusion', ['crossfade', 'weighted_average', 'rtc'])
+@pytest.mark.parametrize('latency_s', [0.0, 0.1, 0.3, 0.6])
+def test_async_commands_follow_f_without_starvation(control_hz, fusion, latency_s):
+    sim = Sim(make_core(control_hz=control_hz, fusion=fusion), latency_s)
+    sim.run(T0 + 6 * 10**9)
+    plan = [(t, r) for t, r in sim.ticks if r.status == 'plan']
+    first = plan[0][0]
+    # Nothing but idle before the first answer, then a command at every tick: no starvation.
+    assert all(r.status == 'idle' for t, r in sim.ticks if t < first)
+    assert all(r.status == 'plan' for t, r in sim.ticks if t >= first)
+    m = sim.core.metrics()
+    assert m.starvation_ticks == 0
+    assert m.chunks_accepted >= 5 and m.drops == 0
+    # Every command is f at its due time, within the interpolation error of the 30 fps grid
+    # (x2 at 100 Hz: the old plan is itself re-read between its samples at a seam).
+    bound = lerp_error_bound(DT) * (2 if control_hz > 30 else 1) + 1e-5
+    due = np.array([r.due_ns for _, r in plan])
+    cmds = np.array([r.position for _, r in plan])
+    err = np.abs(cmds - f(due)).max()
+    assert err <= bound, (err, bound)
+    if control_hz == 30.0:
+        assert all(r.due_ns == t for t, r in plan)  # ticks on the chunk grid: exact due times
+
+
+def test_async_delay_compensation_counts_late_steps():
+    sim = Sim(make_core(), latency_s=0.3)
+    sim.run(T0 + 4 * 10**9)
+    m = sim.core.metrics()
+    # 0.3 s at 30 fps: actions 0..8 are due before arrival (t = stamp + 9 dt is due at arrival).
+    assert m.late_steps_last == 9
+
+
+def test_async_trigger_respects_threshold_and_one_in_flight():
+    sim = Sim(make_core(chunk_threshold=0.5, initial_latency_s=0.0, latency_margin_s=0.0),
+              latency_s=0.1)
+    sim.run(T0 + 5 * 10**9)
+    duration = round(50 * DT * 1e9)
+    # After the first, every request happened at remaining <= 0.5 * chunk duration, and never
+    # two at once: each request's answer arrived before the next request.
+    for _t, remaining in sim.request_times[1:]:
+        assert remaining <= 0.5 * duration
+    assert sim.core.metrics().requests == sim.core.metrics().answers + len(sim.pending)
+    assert len(sim.pending) <= 1
+
+
+def test_latency_rule_requests_earlier_than_threshold():
+    # Latency 1.2 s > threshold horizon 0.83 s: the p95 rule must fire before the threshold.
+    sim = Sim(make_core(chunk_threshold=0.5, latency_margin_s=0.05), latency_s=1.2)
+    sim.run(T0 + 12 * 10**9)
+    m = sim.core.metrics()
+    later = [rem for _, rem in sim.request_times[3:]]
+    assert later and min(later) > 0.5 * round(50 * DT * 1e9)
+    # Requesting p95 + margin ahead keeps the arm fed once the latency is measured.
+    assert m.starvation_ticks <= round(1.2 * 30) + 2  # only the first refill can starve
+
+
+def test_sync_waits_for_empty_queue_and_starts_chunks_at_arrival():
+    sim = Sim(make_core(mode='sync'), latency_s=0.3)
+    sim.run(T0 + 8 * 10**9)
+    m = sim.core.metrics()
+    assert all(remaining == 0 for _, remaining in sim.request_times)
+    # Each chunk after the first makes the arm hold for ~latency * 30 ticks.
+    assert m.chunks_accepted >= 3
+    assert m.starvation_ticks >= (m.chunks_accepted - 1) * 8
+    assert m.late_steps_max == 0  # re-based at arrival: nothing is skipped
+    # The first plan tick after every hold commands action 0 of the new chunk, i.e. f(stamp).
+    requests = iter(t for t, _ in sim.request_times)
+    for (_, prev), (_, cur) in zip(sim.ticks, sim.ticks[1:], strict=False):
+        if prev.status in ('hold', 'idle') and cur.status == 'plan':
+            stamp = next(requests)
+            np.testing.assert_allclose(cur.position, f(stamp), atol=1e-6)
+
+
+def test_policy_stops_answering_then_resumes():
+    core = make_core(request_timeout_s=0.5, retry_interval_s=0.1)
+    sim = Sim(core, latency_s=0.1)
+    sim.run(T0 + 2 * 10**9)
+    sim.answering = False
+    sim.run(T0 + 5 * 10**9)
+    held = [r for t, r in sim.ticks if t > T0 + 4 * 10**9]
+    assert held and all(r.held for r in held)
+    last = held[0].position
+    assert all(np.array_equal(r.position, last) for r in held)  # holds the last command
+    m = core.metrics()
+    assert m.timeouts >= 2 and m.starvation_ticks > 0
+    sim.answering = True
+    sim.run(T0 + 7 * 10**9)
+    tail = [r for t, r in sim.ticks if t > T0 + 6 * 10**9]
+    assert all(r.status == 'plan' for r in tail)
+    # The crossfade resumes from the held position: the seam is a bounded blend, not a jump to f.
+    assert core.metrics().seam_jump_max < np.max(np.abs(f(T0 + 5 * 10**9) - last)) + 1e-9
+
+
+def test_expired_and_out_of_order_chunks_are_dropped():
+    core = make_core()
+    obs = ObservationData(stamp_ns=T0, request_id=0, task='', joint_names=NAMES, state=f(T0))
+    req = core.make_request(obs)
+    chunk = ActionChunkData(T0, req.request_id, NAMES, DT, np.zeros((10, 3)))
+    late = T0 + round(11 * DT * 1e9)
+    out = core.on_chunk(chunk, T0, late)
+    assert not out.accepted and out.reason == 'expired'
+    assert core.in_flight is None
+    core.make_request(obs, late)
+    ok = core.on_chunk(ActionChunkData(T0 + 5, 2, NAMES, DT, np.zeros((50, 3))), late, late + 1)
+    assert ok.accepted and ok.late_steps == 11
+    older = core.on_chunk(ActionChunkData(T0 + 4, 1, NAMES, DT, np.zeros((50, 3))), late, late)
+    assert older.reason == 'out_of_order'
+    m = core.metrics()
+    assert m.chunks_dropped == {'expired': 1, 'out_of_order': 1}
+
+
+def test_chunk_columns_are_reordered_and_foreign_joints_refused():
+    core = make_core(fusion='latest_only')
+    core.make_request(ObservationData(T0, 0, '', NAMES, np.zeros(3)))
+    chunk = ActionChunkData(T0, 1, ('c', 'a', 'b'), DT, np.tile([3.0, 1.0, 2.0], (5, 1)))
+    assert core.on_chunk(chunk, T0, T0).accepted
+    np.testing.assert_allclose(core.tick(T0).position, [1.0, 2.0, 3.0])
+    bad = ActionChunkData(T0 + 1, 2, ('a', 'b', 'x'), DT, np.zeros((5, 3)))
+    assert core.on_chunk(bad, T0, T0 + 1).reason == 'joint_mismatch'
+
+
+def test_safety_stage_limits_step_and_joint_range():
+    core = make_core(fusion='latest_only', max_step_rad=0.1, lower_limits=(-1, -1, -1),
+                     upper_limits=(1, 1, 0.5))
+    core.make_request(ObservationData(T0, 0, '', NAMES, np.zeros(3)))
+    target = np.tile([0.25, -0.05, 0.9], (50, 1))
+    core.on_chunk(ActionChunkData(T0, 1, NAMES, DT, target), T0, T0)
+    period = round(DT * 1e9)
+    cmds = [core.tick(T0 + k * period) for k in range(6)]
+    # Ramps from the observed state by <= 0.1 rad per tick, and never leaves [lower, upper].
+    np.testing.assert_allclose(cmds[0].position, [0.1, -0.05, 0.1])
+    assert cmds[0].step_clipped and not cmds[0].limit_clipped
+    np.testing.assert_allclose(cmds[5].position, [0.25, -0.05, 0.5])
+    assert cmds[5].limit_clipped
+    prev = np.zeros(3)
+    for r in cmds:
+        assert np.max(np.abs(r.position - prev)) <= 0.1 + 1e-12
+        prev = r.position
+    m = core.metrics()
+    assert m.step_clips >= 4 and m.limit_clips >= 1
+
+
+def test_rtc_request_packs_delay_and_tail():
+    core = make_core(fusion='rtc', initial_latency_s=0.1)
+    sim = Sim(core, latency_s=0.1)
+    sim.run(T0 + round(1.2 * 1e9))
+    t = sim.ticks[-1][0]
+    sim.pending.clear()  # drop the in-flight answer: we build the next request by hand
+    core.on_request_failed(core.in_flight, t)
+    t_req = t + 10**8
+    obs = ObservationData(t_req, 0, '', NAMES, f(t_req))
+    req = core.make_request(obs, t_req)
+    # delay = ceil(p95 latency / dt) = ceil(0.1 * 30) = 3
+    assert req.inference_delay_steps == math.ceil(0.1 / DT - 1e-9) == 3
+    # tail row k = queued plan at t_req + k dt, up to the end of the queue
+    end = core.queue.end_ns
+    n = -(-(end - t_req) // round(DT * 1e9))
+    assert req.leftover.shape == (n, 3)
+    times = t_req + np.arange(n) * round(DT * 1e9)
+    np.testing.assert_allclose(req.leftover, f(times), atol=lerp_error_bound(DT) + 1e-5)
+    with pytest.raises(RequestInFlightError):
+        core.make_request(obs, t_req)
+
+
+def test_non_rtc_requests_carry_no_hints():
+    core = make_core(fusion='crossfade')
+    sim = Sim(core, latency_s=0.1)
+    sim.run(T0 + 10**9)
+    assert sim.core.metrics().requests >= 1
+    req = ObservationData(T0, 0, '', NAMES, np.zeros(3))
+    core.on_request_failed(core.in_flight or 0, T0 + 10**9)
+    out = core.make_request(req, T0 + 10**9)
+    assert out.inference_delay_steps == 0 and out.leftover.shape == (0, 3)
+
+
+def test_stale_observations_and_failures_are_counted():
+    core = make_core(retry_interval_s=0.2)
+    core.on_observation_stale(T0)
+    req = core.make_request(ObservationData(T0, 0, '', NAMES, np.zeros(3)))
+    core.on_request_failed(req.request_id, T0 + 10)
+    assert core.trigger_decision(T0 + 100).reason == 'backoff'
+    assert core.should_request(T0 + 10 + round(0.2e9))
+    m = core.metrics()
+    assert (m.stale_observations, m.failures, m.requests) == (1, 1, 1)
+
+
+@pytest.mark.parametrize('kw', [
+    {'mode': 'fast'}, {'fusion': 'ensemble'}, {'control_hz': 0.0}, {'chunk_threshold': 1.5},
+    {'lower_limits': (0, 0, 0)}, {'lower_limits': (1, 0, 0), 'upper_limits': (0, 1, 1)},
+    {'crossfade_steps': -1}, {'interpolation': 'cubic'},
+])
+def test_invalid_config_is_rejected(kw):
+    with pytest.raises(ValueError):
+        ExecutorConfig(joint_names=NAMES, **kw)
+    assert issubclass(ExecutorConfigError, ValueError)

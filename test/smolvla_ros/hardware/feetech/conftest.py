@@ -1,0 +1,29 @@
+"""Fixtures: an emulated SO-101 bus on a real pty and a FeetechBus (real scservo_sdk) on it."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from smolvla_ros.hardware.emulator import ServoEmulator
+from smolvla_ros.hardware.feetech import FeetechBus, so101_motors
+
+# Generous against a loaded 2-core CI machine; a lost reply costs this much per attempt.
+TIMEOUT_MS = 40.0
+
+
+@pytest.fixture
+def emulator() -> Iterator[ServoEmulator]:
+    with ServoEmulator(range(1, 7)) as emu:
+        yield emu
+
+
+@pytest.fixture
+def bus(emulator: ServoEmulator) -> Iterator[FeetechBus]:
+    with FeetechBus(emulator.port_path, so101_motors(), timeout_ms=TIMEOUT_MS) as b:
+        yield b
+
+
+@pytest.fixture
+def timeout_ms() -> float:
+    return TIMEOUT_MS

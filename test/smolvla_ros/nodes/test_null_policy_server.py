@@ -1,0 +1,143 @@
+"""null_policy_server and predict_probe: in-process answer content, and the two as processes."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from smolvla_msgs.srv import PredictChunk  # noqa: E402
+
+from smolvla_ros.nodes.null_policy_server import NullPolicyServer  # noqa: E402
+from smolvla_ros.nodes.predict_probe import (  # noqa: E402
+    EXIT_BAD_PARAMETERS,
+    EXIT_INVALID,
+    EXIT_NO_SERVICE,
+    EXIT_OK,
+    PredictProbe,
+)
+from smolvla_ros.ros.chunk import msg_to_chunk  # noqa: E402
+from smolvla_ros.ros.observation import observation_to_msg  # noqa: E402
+from smolvla_ros.ros.synthetic import SO101_JOINTS, synthetic_observation  # noqa: E402
+
+pytestmark = pytest.mark.ros
+
+
+class _Spinner:
+    """Spins nodes in a background thread for the duration of a with-block."""
+
+    def __init__(self, context, *nodes) -> None:
+        self.executor = SingleThreadedExecutor(context=context)
+        for node in nodes:
+            self.executor.add_node(node)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+
+    def __enter__(self) -> _Spinner:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.executor.shutdown()
+        self._thread.join(timeout=5)
+
+
+def test_server_answers_with_the_observed_state(rclpy_context) -> None:
+    server = NullPolicyServer(context=rclpy_context, parameter_overrides=[
+        Parameter('chunk_size', value=12), Parameter('fps', value=15.0),
+        Parameter('policy_id', value='null-test')])
+    client_node = rclpy.create_node('null_server_test_client', context=rclpy_context)
+    client = client_node.create_client(PredictChunk, 'predict_chunk')
+    obs = synthetic_observation(request_id=41, stamp_ns=1_234_000_000_567, num_cameras=3,
+                                image_size=96)
+    try:
+        with _Spinner(rclpy_context, server):
+            assert client.wait_for_service(timeout_sec=10.0)
+            executor = SingleThreadedExecutor(context=rclpy_context)
+            executor.add_node(client_node)
+            request = PredictChunk.Request(observation=observation_to_msg(obs))
+            future = client.call_async(request)
+            executor.spin_until_future_complete(future, timeout_sec=10.0)
+            assert future.done(), 'no answer within 10 s'
+            response = future.result()
+            # A corrupt image is answered with a failure that names it.
+            request.observation.images[2].data = request.observation.images[2].data[:64]
+            future = client.call_async(request)
+            executor.spin_until_future_complete(future, timeout_sec=10.0)
+            assert future.done(), 'no answer within 10 s'
+            failure = future.result()
+            executor.shutdown()
+    finally:
+        client_node.destroy_node()
+        server.destroy_node()
+    assert response.success, response.message
+    chunk = msg_to_chunk(response.chunk)
+    assert chunk.request_id == 41 and chunk.stamp_ns == 1_234_000_000_567
+    assert chunk.joint_names == SO101_JOINTS
+    assert chunk.positions.shape == (12, 6)
+    np.testing.assert_array_equal(chunk.positions, np.tile(obs.state.astype(np.float32), (12, 1)))
+    assert chunk.dt == pytest.approx(1 / 15) and chunk.policy_id == 'null-test'
+    assert chunk.inference_ms > 0.0  # the three JPEG decodes were paid
+    assert not failure.success
+    assert "camera 'side'" in failure.message and 'JPEG' in failure.message
+    assert failure.chunk.request_id == 41
+
+
+@pytest.mark.parametrize('overrides, status', [
+    ([Parameter('expected_chunk_size', value=50)], EXIT_OK),
+    ([Parameter('jpeg', value=False)], EXIT_OK),
+    ([Parameter('expected_chunk_size', value=10)], EXIT_INVALID),
+])
+def test_probe_in_process(rclpy_context, overrides, status) -> None:
+    server = NullPolicyServer(context=rclpy_context)
+    probe = PredictProbe(context=rclpy_context, parameter_overrides=[
+        Parameter('count', value=4), Parameter('image_size', value=64), *overrides])
+    try:
+        with _Spinner(rclpy_context, server):
+            assert probe.run() == status
+    finally:
+        probe.destroy_node()
+        server.destroy_node()
+    valid = probe.round_trip.summary().count
+    assert valid == (4 if status == EXIT_OK else 0)
+    if status == EXIT_OK:
+        assert probe.server_ms.summary().p50_ms > 0.0
+
+
+def _run(cmd: list[str], env: dict[str, str], timeout: float = 60.0):
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_probe_and_server_as_processes(ros_env) -> None:
+    server = subprocess.Popen(
+        ['null_policy_server', '--ros-args', '-p', 'chunk_size:=20'], env=ros_env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        ok = _run(['predict_probe', '--ros-args', '-p', 'count:=5', '-p', 'image_size:=64',
+                   '-p', 'expected_chunk_size:=20', '-p', 'wait_timeout_s:=30.0'], ros_env)
+        bad = _run(['predict_probe', '--ros-args', '-p', 'count:=2', '-p', 'image_size:=64',
+                    '-p', 'expected_chunk_size:=50'], ros_env)
+    finally:
+        # SIGTERM (what process managers send) must stop a server whose decode threads are up.
+        server.send_signal(signal.SIGTERM)
+        server_out, _ = server.communicate(timeout=30)
+    assert ok.returncode == EXIT_OK, ok.stdout + ok.stderr
+    assert '5/5 valid answers' in ok.stderr + ok.stdout
+    assert bad.returncode == EXIT_INVALID, bad.stdout + bad.stderr
+    assert 'chunk has 20 steps, expected 50' in bad.stderr + bad.stdout
+    assert server.returncode == 0, server_out
+    assert 'serving predict_chunk: 20 steps' in server_out
+
+
+def test_probe_without_server_and_with_bad_parameters(ros_env) -> None:
+    alone = _run(['predict_probe', '--ros-args', '-p', 'wait_timeout_s:=0.5'], ros_env)
+    assert alone.returncode == EXIT_NO_SERVICE, alone.stdout + alone.stderr
+    assert 'not available after 0.5 s' in alone.stderr + alone.stdout
+    bad = _run(['predict_probe', '--ros-args', '-p', 'jpeg_quality:=0'], ros_env)
+    assert bad.returncode == EXIT_BAD_PARAMETERS, bad.stdout + bad.stderr
+    assert 'jpeg_quality must be an int >= 1, got 0' in bad.stderr + bad.stdout
