@@ -29,9 +29,8 @@ def available() -> dict[str, Path]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('name', nargs='?', default='all',
-                        help="benchmark to run (file stem in bench/), 'all', or 'list'")
-    parser.add_argument('extra', nargs=argparse.REMAINDER,
-                        help='arguments passed to the benchmark script (after --)')
+                        help="benchmark to run (file stem in bench/), 'all', or 'list'; "
+                             'arguments after -- go to the benchmark script')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
               f'{", ".join(scripts) or "(none)"}', file=sys.stderr)
         return 2
     names = list(scripts) if args.name == 'all' else [args.name]
-    extra = [a for a in args.extra if a != '--']
+    extra = list(getattr(args, 'passthrough', []))
     failed = []
     for name in names:
         print(f'== bench {name}', flush=True)

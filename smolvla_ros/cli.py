@@ -2,6 +2,8 @@
 
 Subcommands are imported lazily so that ``smolvla-ros up`` works on a robot computer without torch
 and starts fast. Each subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
+Options and positionals may be mixed (``up probe --dry-run count:=4``); everything after a bare
+``--`` is handed to the subcommand untouched as ``args.passthrough``.
 """
 from __future__ import annotations
 
@@ -38,9 +40,20 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(module_name)
         parser = argparse.ArgumentParser(prog=f'smolvla-ros {argv[0]}', description=help_text)
         module.add_arguments(parser)
-        return int(module.run(parser.parse_args(argv[1:])) or 0)
+        own, passthrough = _split_passthrough(argv[1:])
+        args = parser.parse_intermixed_args(own)
+        args.passthrough = passthrough
+        return int(module.run(args) or 0)
     args = build_parser().parse_args(argv)
+    args.passthrough = []
     return int(importlib.import_module(args._module).run(args) or 0)
+
+
+def _split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:
+    if '--' in argv:
+        i = argv.index('--')
+        return argv[:i], argv[i + 1:]
+    return argv, []
 
 
 if __name__ == '__main__':

@@ -144,7 +144,8 @@ class ChunkQueue:
             if fusion.holds_old_end:
                 valid = np.ones(new_t.shape, dtype=bool)
             else:
-                valid = (new_t >= self._times[0]) & (new_t < self._end_ns)  # [M']
+                # Only due times between queued actions overlap (LeRobot: same timestep queued).
+                valid = (new_t >= self._times[0]) & (new_t <= self._times[-1])  # [M']
         elif hold_position is not None and fusion.holds_old_end:
             old = np.broadcast_to(np.asarray(hold_position, dtype=np.float64), new_p.shape)
             valid = np.ones(new_t.shape, dtype=bool)

@@ -260,9 +260,9 @@ class SmolVLMWithExpertModel(nn.Module):
             qs.append(q)
             ks.append(k)
             vs.append(v)
-        q = torch.cat([t.to(qs[0].dtype) for t in qs], dim=1)  # [B, Lq, H, d]
-        k = torch.cat([t.to(ks[0].dtype) for t in ks], dim=1)  # [B, Lq, Hk, d]
-        v = torch.cat([t.to(vs[0].dtype) for t in vs], dim=1)  # [B, Lq, Hk, d]
+        q = _cat_seq(qs)  # [B, Lq, H, d]
+        k = _cat_seq(ks)  # [B, Lq, Hk, d]
+        v = _cat_seq(vs)  # [B, Lq, Hk, d]
         pos = positions[:, start:stop]  # [B, Lq]
         q = apply_rope(q, pos)
         k = apply_rope(k, pos)
@@ -359,8 +359,8 @@ class SmolVLMWithExpertModel(nn.Module):
             out = nn.functional.scaled_dot_product_attention(q, key, value, attn_mask=bias)
         else:
             qf = q.to(torch.float32) * (self.head_dim ** -0.5)
-            scores = torch.cat([torch.matmul(qf, t.to(torch.float32).transpose(2, 3))
-                                for t in keys], dim=-1)  # [B, H, Lq, P + Lk]
+            parts = [torch.matmul(qf, t.to(torch.float32).transpose(2, 3)) for t in keys]
+            scores = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)  # [B,H,Lq,P+Lk]
             scores = scores.masked_fill(~mask[:, None], torch.finfo(torch.float32).min)
             probs = torch.softmax(scores, dim=-1)
             out, offset = None, 0
@@ -370,6 +370,13 @@ class SmolVLMWithExpertModel(nn.Module):
                 out = part if out is None else out + part
                 offset += n  # [B, H, Lq, d]
         return out.transpose(1, 2).reshape(b, lq, self.num_heads * self.head_dim)
+
+
+def _cat_seq(parts: list[Tensor]) -> Tensor:
+    """Concatenate streams along the sequence (dim 1) in the first one's dtype."""
+    if len(parts) == 1:
+        return parts[0]
+    return torch.cat([t.to(parts[0].dtype) for t in parts], dim=1)
 
 
 def _linear_mlp(mlp: nn.Module, x: Tensor) -> Tensor:

@@ -51,7 +51,7 @@ def decode_pool(threads: int) -> ThreadPoolExecutor | None:
     """
     if threads <= 1:
         return None
-    return ThreadPoolExecutor(threads, 'decode', initializer=_block_shutdown_signals)
+    return ThreadPoolExecutor(threads, 'decode')
 
 
 def observation_to_msg(
