@@ -17,6 +17,9 @@ NODES = {
     'predict_probe': 'smolvla_ros.nodes.predict_probe:main',
     'feetech_driver': 'smolvla_ros.nodes.feetech_driver:main',
     'teleop': 'smolvla_ros.nodes.teleop:main',
+    'camera': 'smolvla_ros.nodes.camera:main',
+    'chunk_executor': 'smolvla_ros.nodes.chunk_executor:main',
+    'policy_server': 'smolvla_ros.nodes.policy_server:main',
 }
 CLIS = {
     'smolvla-ros': 'smolvla_ros.cli:main',

@@ -10,6 +10,8 @@ Configurations, side by side in one run:
                 are counted at the emulator's end of the wire here.
   sdk/process   the bare SDK loop (stock PortHandler that busy-polls, GroupSyncRead.txRxPacket +
                 GroupSyncWrite.txPacket), no retries or counters: the floor our bus adds to.
+  bus/process+wire  bus/process with the emulator's wire timing on (1 Mbaud, 10 bit times per
+                byte, Return_Delay_Time 0): roughly what a real 1 Mbaud bus allows.
 CPU ms/cycle is this process's CPU time (for bus/thread it includes the emulator thread).
 
 Protocol minimum per cycle (derived in smolvla_ros.hardware.feetech.protocol):
@@ -41,6 +43,7 @@ import scservo_sdk as scs
 
 from smolvla_ros.hardware.emulator import ServoEmulator
 from smolvla_ros.hardware.feetech import FeetechBus, so101_motors
+from smolvla_ros.hardware.feetech.bus import WaitingPortHandler
 from smolvla_ros.hardware.feetech.protocol import sync_read_bytes, sync_write_bytes
 from smolvla_ros.hardware.feetech.tables import register
 
@@ -55,7 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--cycles', type=int, default=3000, help='timed cycles per config')
     parser.add_argument('--warmup', type=int, default=200, help='untimed cycles first')
-    parser.add_argument('--configs', default='bus/process,bus/thread,sdk/process')
+    parser.add_argument('--configs',
+                        default='bus/process,bus/thread,sdk/process,bus/process+wire')
     parser.add_argument('--out', type=Path, default=RESULTS / 'feetech_cycle.json')
     return parser.parse_args(argv)
 
@@ -153,11 +157,12 @@ def sdk_loop(port: str, cycles: int, warmup: int) -> dict[str, float]:
     return result
 
 
-def run_process_config(kind: str, args: argparse.Namespace) -> dict[str, object]:
+def run_process_config(kind: str, args: argparse.Namespace, wire: bool) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix='feetech_bench_') as tmp:
         link = Path(tmp) / 'bus'
         proc = subprocess.Popen(
-            [sys.executable, '-m', 'smolvla_ros.cli', 'servo-emulator', '--link', str(link)],
+            [sys.executable, '-m', 'smolvla_ros.cli', 'servo-emulator', '--link', str(link),
+             *(['--wire-timing'] if wire else [])],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 30
@@ -169,6 +174,7 @@ def run_process_config(kind: str, args: argparse.Namespace) -> dict[str, object]
                 return sdk_loop(str(link), args.cycles, args.warmup)
             bus, goals = open_bus(str(link), args.warmup)
             result = bus_cycles(bus, goals, args.cycles)
+            bus.ping('gripper')  # a round trip: the emulator has taken every byte sent before it
             total = bus.stats
             bus.close()
         finally:
@@ -178,9 +184,33 @@ def run_process_config(kind: str, args: argparse.Namespace) -> dict[str, object]
         m = re.search(r'(\d+) bytes in, (\d+) out', err)
         if m is None:
             raise RuntimeError(f'emulator did not report its byte counts: {err}')
+        result['session_bytes'] = {'bus_tx': total.tx_bytes, 'bus_rx': total.rx_bytes,
+                                   'emulator_rx': int(m.group(1)),
+                                   'emulator_tx': int(m.group(2))}
         result['emulator_matches_bus_bytes'] = (
             int(m.group(1)) == total.tx_bytes and int(m.group(2)) == total.rx_bytes)
         return result
+
+
+def lost_reply_cost(reads: int = 10) -> dict[str, dict[str, float]]:
+    """Wall and CPU time of a READ that gets no reply: the stock PortHandler polls until the SDK's
+    34 ms deadline; ours sleeps in select() until the same deadline."""
+    out = {}
+    with ServoEmulator([1]) as emu:
+        emu.inject('missing', 1)
+        for name, handler in (('stock', scs.PortHandler(emu.port_path)),
+                              ('waiting', WaitingPortHandler(emu.port_path, timeout_ms=34.0))):
+            handler.openPort()
+            ph = scs.PacketHandler(0)
+            wall0, cpu0 = time.perf_counter(), time.process_time()
+            for _ in range(reads):
+                _, result, _ = ph.read2ByteTxRx(handler, 1, POS.address)
+                if result != scs.COMM_RX_TIMEOUT:
+                    raise RuntimeError(f'expected a timeout, got {result}')
+            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            handler.closePort()
+            out[name] = {'wall_ms': wall * 1e3 / reads, 'cpu_ms': cpu * 1e3 / reads}
+    return out
 
 
 def run_thread_config(args: argparse.Namespace) -> dict[str, object]:
@@ -204,12 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, object]] = {}
     for config in args.configs.split(','):
         kind, where = config.split('/')
-        if where == 'process':
-            results[config] = run_process_config(kind, args)
+        if where in ('process', 'process+wire'):
+            results[config] = run_process_config(kind, args, wire=where.endswith('+wire'))
         elif kind == 'bus' and where == 'thread':
             results[config] = run_thread_config(args)
         else:
             raise SystemExit(f'unknown config {config!r}')
+    lost = lost_reply_cost()
     info = machine()
     print(f"\nFeetech cycle (sync read 6 positions + sync write 6 goals), {args.cycles} cycles, "
           f"{info['nproc']} CPUs, {info['cpu']}\n")
@@ -229,10 +260,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nProtocol minimum: sync read {minimum['sync_read_request']} + replies "
           f"{minimum['sync_read_replies']} + sync write {minimum['sync_write']} = "
           f"{minimum['total']} bytes/cycle; target >= {TARGET_HZ:.0f} cycles/s.")
+    print('\nA READ that gets no reply (missing servo), SDK deadline 34 ms:\n')
+    print('| port handler | wall ms | CPU ms |')
+    print('|---|---|---|')
+    for name, r in lost.items():
+        print(f"| {name} | {r['wall_ms']:.1f} | {r['cpu_ms']:.1f} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({'machine': info, 'minimum_bytes': minimum,
                                     'target_cycles_per_s': TARGET_HZ, 'cycles': args.cycles,
-                                    'results': results}, indent=2))
+                                    'results': results, 'lost_reply': lost}, indent=2))
     print(f'wrote {args.out}')
     return 0
 

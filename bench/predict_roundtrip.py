@@ -6,7 +6,9 @@ the same machine (loopback, localhost-only discovery) and waits for the 50x6 chu
 decodes every image as a real policy server would (JPEG decode, or an rgb8 view), but runs no
 model, so the figure is "what the link costs before any inference". Timed: call_async ->
 response received (request serialization, DDS both ways, server decode, response deserialization).
-The request is encoded once per configuration, so client-side JPEG encoding is not in the figure.
+The request is encoded once per configuration, so client-side JPEG encoding is not in the round
+trip; it is reported on its own ("client encode": building the Observation message). "server"
+is the server's own time per request (image decode + answer), from ActionChunk.inference_ms.
 
 Configurations: images as JPEG (q90, ``images``) or raw rgb8 (``raw_images``), crossed with
 Fast DDS' default builtin transports (UDP + shared memory) and ``FASTDDS_BUILTIN_TRANSPORTS=
@@ -44,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--image-size', type=int, default=512)
     parser.add_argument('--jpeg-quality', type=int, default=90)
     parser.add_argument('--chunk-size', type=int, default=50)
-    parser.add_argument('--decode-threads', type=int, default=4,
+    parser.add_argument('--decode-threads', type=int, default=1,
                         help='server threads decoding JPEG frames in parallel (1: inline)')
     parser.add_argument('--no-decode', action='store_true',
                         help='server skips image decoding (network cost only)')
@@ -85,9 +87,14 @@ def run_client(config: dict) -> dict:
                                     image_size=config['image_size'])
         request_id = 0
         for fmt in config['formats']:
+            encoding = ImageEncoding(fmt, config['jpeg_quality'])
+            encode = LatencyRecorder(window=10)
+            for _ in range(10):  # what the executor pays per request to build the message
+                start = time.perf_counter()
+                message = observation_to_msg(obs, encoding)
+                encode.add((time.perf_counter() - start) * 1e3)
             request = PredictChunk.Request()
-            request.observation = observation_to_msg(
-                obs, ImageEncoding(fmt, config['jpeg_quality']))
+            request.observation = message
             request_bytes = len(serialize_message(request))
             round_trip = LatencyRecorder(window=config['requests'])
             server_ms = LatencyRecorder(window=config['requests'])
@@ -118,6 +125,7 @@ def run_client(config: dict) -> dict:
                 response_bytes = len(serialize_message(future.result()))
             results[fmt] = {
                 'request_bytes': request_bytes, 'response_bytes': response_bytes,
+                'client_encode': encode.summary().as_dict(),
                 'round_trip': round_trip.summary().as_dict(),
                 'server': server_ms.summary().as_dict(),
                 'failures': len(failures), 'first_failures': failures[:3],
@@ -159,12 +167,26 @@ def run_transport(name: str, args: argparse.Namespace, formats: list[str]) -> di
             [sys.executable, str(Path(__file__).resolve()), '--client', json.dumps(config)],
             env=env, capture_output=True, text=True, timeout=600)
     finally:
-        server.terminate()
-        server_log, _ = server.communicate(timeout=30)
+        server_exit, server_log = _stop(server)
     if client.returncode != 0:
         raise RuntimeError(f'client for transport {name} failed (exit {client.returncode}):\n'
                            f'{client.stderr[-3000:]}\nserver log:\n{server_log[-2000:]}')
-    return json.loads(client.stdout.strip().splitlines()[-1])
+    results = json.loads(client.stdout.strip().splitlines()[-1])
+    for row in results.values():
+        row['server_exit'] = server_exit
+    return results
+
+
+def _stop(server: subprocess.Popen) -> tuple[str, str]:
+    """SIGTERM the server (as a process manager would); SIGKILL it if it ignores that for 10 s."""
+    server.terminate()
+    try:
+        log, _ = server.communicate(timeout=10)
+        return f'exit {server.returncode} on SIGTERM', log
+    except subprocess.TimeoutExpired:
+        server.kill()
+        log, _ = server.communicate(timeout=10)
+        return 'ignored SIGTERM for 10 s, killed', log
 
 
 def machine() -> dict[str, str | int]:
@@ -182,14 +204,15 @@ def machine() -> dict[str, str | int]:
 
 def table(rows: list[dict]) -> str:
     head = ('| transport | images | request KiB | round trip p50 ms | p95 ms | max ms '
-            '| server p50 ms | failures |\n|---|---|---:|---:|---:|---:|---:|---:|')
+            '| server p50 ms | client encode p50 ms | failures |\n'
+            '|---|---|---:|---:|---:|---:|---:|---:|---:|')
     lines = [head]
     for r in rows:
         rt, srv = r['round_trip'], r['server']
         lines.append(
             f"| {r['transport']} | {r['images']} | {r['request_bytes'] / 1024:.1f} "
             f"| {rt['p50_ms']:.2f} | {rt['p95_ms']:.2f} | {rt['max_ms']:.2f} "
-            f"| {srv['p50_ms']:.2f} | {r['failures']} |")
+            f"| {srv['p50_ms']:.2f} | {r['client_encode']['p50_ms']:.2f} | {r['failures']} |")
     return '\n'.join(lines)
 
 
@@ -228,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
           f"load average {m['loadavg_1m']}")
     print(table(rows))
     print(f'wrote {args.out}')
+    for r in rows:
+        if not r['server_exit'].startswith('exit 0'):
+            print(f"note: {r['transport']} server {r['server_exit']}", file=sys.stderr)
     return 0 if all(r['failures'] == 0 for r in rows) else 1
 
 

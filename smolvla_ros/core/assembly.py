@@ -8,6 +8,7 @@ are stored as received (e.g. JPEG bytes) and decoded only for the observations a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import threading
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,8 @@ class ObservationAssembler:
     """Per-stream buffers for one contract and the observation they give at a time t.
 
     ``max_age_s`` (the executor's ``max_obs_age_s``) overrides every stream's contract max age
-    when given. The state stream is named ``state``, cameras by their contract names.
+    when given. The state stream is named ``state``, cameras by their contract names. Methods take
+    a lock: subscriptions and the executor's timer may run in different threads.
     """
 
     def __init__(self, contract: RobotContract, *, capacity: int = 64,
@@ -49,6 +51,7 @@ class ObservationAssembler:
                                         override if override is not None else cam.max_age_ns))
         self.streams = StreamSet(buffers)
         self._order_cache: dict[tuple[str, ...], np.ndarray] = {}
+        self._lock = threading.Lock()
 
     def _order(self, names: tuple[str, ...]) -> np.ndarray:
         order = self._order_cache.get(names)
@@ -70,22 +73,26 @@ class ObservationAssembler:
         if pos.shape != (len(names),):
             raise JointMismatchError(f'{len(names)} joint names but positions of shape '
                                      f'{pos.shape}')
-        self.streams[STATE_STREAM].add(stamp_ns, pos[self._order(names)])  # [J]
+        with self._lock:
+            self.streams[STATE_STREAM].add(stamp_ns, pos[self._order(names)])  # [J]
 
     def add_image(self, camera: str, stamp_ns: int, frame: Any) -> None:
         """Store a camera frame as received; ``decode`` turns it into RGB when it is used."""
         if camera not in self.contract.cameras:
             raise KeyError(f'camera {camera!r} is not in the contract '
                            f'{list(self.contract.camera_names)}')
-        self.streams[camera].add(stamp_ns, frame)
+        with self._lock:
+            self.streams[camera].add(stamp_ns, frame)
 
     def report(self, t_ns: int) -> AlignmentReport:
         """Which streams are fresh, missing or stale at t (for diagnostics)."""
-        return self.streams.report(t_ns)
+        with self._lock:
+            return self.streams.report(t_ns)
 
     def assemble(self, t_ns: int, *, request_id: int = 0, task: str = '') -> ObservationData:
         """The observation at t (stamp = t), or StaleStreamError naming every unusable stream."""
-        samples = self.streams.lookup(t_ns)
+        with self._lock:
+            samples = self.streams.lookup(t_ns)
         images = {cam: self._decode(cam, samples[cam].value)
                   for cam in self.contract.camera_names}
         return ObservationData(

@@ -111,15 +111,16 @@ class ChunkQueue:
         return PlanSample(self._pos[k].copy(), int(self._times[k]))
 
     def tail(self, t_ns: int, dt_ns: int) -> np.ndarray:
-        """The plan read at t + k*dt for every such time before it runs out: [n, J].
+        """The queued actions from t on, read at t + k*dt up to the last queued action: [n, J].
 
-        This is the real-time-chunking leftover: the actions a chunk stamped at t would overlap.
+        This is the real-time-chunking leftover: row k lines up with action k of a chunk stamped
+        at t. (1 us of slack absorbs the ns rounding of dt; the read is clipped to the plan.)
         """
-        if self.exhausted(t_ns):
+        if self.exhausted(t_ns) or self._times[-1] < t_ns:
             return np.zeros((0, self.num_joints), dtype=np.float64)
-        n = -(-(self._end_ns - int(t_ns)) // int(dt_ns))  # ceil: times t + k*dt < end
+        n = (int(self._times[-1]) - int(t_ns) + 1000) // int(dt_ns) + 1
         query = int(t_ns) + np.arange(n, dtype=np.int64) * int(dt_ns)  # [n]
-        return interpolate_at(self._times, self._pos, query)  # [n, J]
+        return interpolate_at(self._times, self._pos, np.minimum(query, self._times[-1]))
 
     def merge(self, times_ns: np.ndarray, positions: np.ndarray, end_ns: int, now_ns: int,
               fusion: Fusion, dt_ns: int, hold_position: np.ndarray | None = None
@@ -139,7 +140,9 @@ class ChunkQueue:
         late = int(np.count_nonzero(times_ns < now_ns))
         first = max(due_index(times_ns, now_ns), 0)  # keep one anchor at or before now
         new_t, new_p = times_ns[first:], positions[first:]  # [M'], [M', J]
+        old_last: int | None = None
         if not self.exhausted(now_ns):
+            old_last = int(self._times[-1])
             old = interpolate_at(self._times, self._pos, new_t)  # [M', J], ends held
             if fusion.holds_old_end:
                 valid = np.ones(new_t.shape, dtype=bool)
@@ -151,7 +154,7 @@ class ChunkQueue:
             valid = np.ones(new_t.shape, dtype=bool)
         else:
             old, valid = new_p, np.zeros(new_t.shape, dtype=bool)
-        fused = fusion.fuse(old, valid, new_p, new_t, now_ns, dt_ns)  # [M', J]
+        fused = fusion.fuse(old, valid, new_p, new_t, now_ns, dt_ns, old_last)  # [M', J]
         self._times, self._pos, self._end_ns = new_t.copy(), fused, int(end_ns)
         self.generation += 1
         return MergeResult(True, 'ok', late, int(new_t.shape[0]))

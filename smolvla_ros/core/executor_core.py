@@ -28,6 +28,7 @@ import threading
 import numpy as np
 
 from smolvla_ros.core.chunk_queue import ChunkQueue, MergeResult
+from smolvla_ros.core.contract import RobotContract
 from smolvla_ros.core.fusion import CROSSFADE_SHAPES, FUSION_NAMES, make_fusion, rtc_delay_steps
 from smolvla_ros.core.latency import LatencyEstimator
 from smolvla_ros.core.metrics import ExecutorMetrics, MetricsSnapshot
@@ -108,6 +109,14 @@ class ExecutorConfig:
             object.__setattr__(self, 'upper_limits', hi)
         _ = self.trigger  # validates chunk_threshold and the margins
         make_fusion(self.fusion, self.crossfade_steps, self.crossfade_shape)  # validates steps
+
+    @classmethod
+    def from_contract(cls, contract: RobotContract, **overrides: object) -> ExecutorConfig:
+        """Joint order and fps from the contract; control_hz defaults to the contract fps."""
+        values: dict[str, object] = {
+            'joint_names': contract.joint_names, 'fps': contract.fps, 'control_hz': contract.fps}
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
 
     @property
     def trigger(self) -> TriggerConfig:

@@ -4,8 +4,9 @@ Every strategy is a convex blend ``fused = (1 - w) * old + w * new`` per due tim
 where ``old`` is the queued plan read at that time and ``w`` the weight of the new chunk:
 
 * ``crossfade`` (default): w ramps from 0 at the arrival time to 1 after ``crossfade_steps``
-  actions, so the command leaves the old plan continuously and ends on the new one. Beyond the
-  end of the old plan, the old plan's last action is held (it is what the arm would have done).
+  actions (sooner if the old plan ends sooner), so the command leaves the old plan continuously
+  and ends on the new one. When there is no old plan left (the arm was holding), the ramp starts
+  from the held position.
 * LeRobot's fixed blends (facts §4.2, for comparison; old = queued, new = incoming):
   ``weighted_average`` = 0.3 old + 0.7 new, ``latest_only`` = new, ``average`` = 0.5 old + 0.5 new,
   ``conservative`` = 0.7 old + 0.3 new. Only due times the old plan covers are blended.
@@ -42,18 +43,23 @@ class Fusion:
         if not 0.0 <= self.weight_new <= 1.0:
             raise FusionConfigError(f'weight_new must be in [0, 1], got {self.weight_new}')
 
-    def new_weight(self, times_ns: np.ndarray, now_ns: int, dt_ns: int) -> np.ndarray:
-        """Weight w [M] of the new chunk at its due times [M]."""
+    def new_weight(self, times_ns: np.ndarray, now_ns: int, dt_ns: int,
+                   old_last_ns: int | None = None) -> np.ndarray:
+        """Weight w [M] of the new chunk at its due times [M].
+
+        ``old_last_ns`` is the due time of the old plan's last action (None: no old plan left).
+        """
         return np.full(times_ns.shape, self.weight_new, dtype=np.float64)
 
     def fuse(self, old: np.ndarray, old_valid: np.ndarray, new: np.ndarray,
-             times_ns: np.ndarray, now_ns: int, dt_ns: int) -> np.ndarray:
+             times_ns: np.ndarray, now_ns: int, dt_ns: int, old_last_ns: int | None = None
+             ) -> np.ndarray:
         """Fused plan [M, J] at the new chunk's due times [M].
 
         ``old`` [M, J] is the queued plan read at those times, ``old_valid`` [M] where it exists
         (elsewhere the new action is taken as is).
         """
-        w = self.new_weight(times_ns, now_ns, dt_ns)  # [M]
+        w = self.new_weight(times_ns, now_ns, dt_ns, old_last_ns)  # [M]
         w = np.where(old_valid, w, 1.0)[:, None]  # [M, 1]
         return (1.0 - w) * old + w * new  # [M, J]
 
@@ -75,11 +81,21 @@ class Crossfade(Fusion):
             raise FusionConfigError(
                 f'crossfade shape must be one of {CROSSFADE_SHAPES}, got {self.shape!r}')
 
-    def new_weight(self, times_ns: np.ndarray, now_ns: int, dt_ns: int) -> np.ndarray:
+    def new_weight(self, times_ns: np.ndarray, now_ns: int, dt_ns: int,
+                   old_last_ns: int | None = None) -> np.ndarray:
+        """Ramp from 0 at now to 1 after ``steps`` actions, or by the old plan's last action.
+
+        Finishing the ramp before the old plan runs out means the blend never leans on a plan
+        that has stopped (its held last action); with no old plan left (resuming from a hold)
+        the full window is used.
+        """
         elapsed = (np.asarray(times_ns, dtype=np.int64) - int(now_ns)).astype(np.float64)  # [M]
-        if self.steps == 0:
+        window = float(self.steps * dt_ns)
+        if old_last_ns is not None:
+            window = min(window, float(old_last_ns - int(now_ns)))
+        if window <= 0.0:
             return (elapsed > 0).astype(np.float64)
-        x = np.clip(elapsed / (self.steps * dt_ns), 0.0, 1.0)  # [M]
+        x = np.clip(elapsed / window, 0.0, 1.0)  # [M]
         if self.shape == 'smooth':
             x = x * x * (3.0 - 2.0 * x)  # smoothstep: zero slope at both ends
         return x
@@ -111,4 +127,4 @@ def rtc_delay_steps(latency_s: float, dt_s: float) -> int:
         raise ValueError(f'latency must be finite and >= 0 s, got {latency_s}')
     if not dt_s > 0:
         raise ValueError(f'dt must be > 0, got {dt_s}')
-    return int(math.ceil(latency_s / dt_s - 1e-9))
+    return int(math.ceil(latency_s / dt_s - 1e-6))  # tolerance: dt is rounded to whole ns

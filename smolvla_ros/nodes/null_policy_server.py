@@ -8,14 +8,17 @@ null_policy_server``). The work per request is ``smolvla_ros.ros.predict.null_an
 """
 from __future__ import annotations
 
+import sys
+
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from smolvla_msgs.srv import PredictChunk
 
 from smolvla_ros.core.stats import LatencyRecorder
-from smolvla_ros.ros.observation import decode_pool
+from smolvla_ros.ros.observation import codec_pool
 from smolvla_ros.ros.predict import NullPolicyConfig, null_answer
 
 LOG_EVERY = 100  # requests between latency log lines
@@ -26,25 +29,21 @@ class NullPolicyServer(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__('null_policy_server', **kwargs)
+        int_range = [IntegerRange(from_value=1, to_value=100_000, step=1)]
         self.config = NullPolicyConfig(
-            chunk_size=self.declare_parameter('chunk_size', 50, ParameterDescriptor(
-                description='actions per answered chunk', read_only=True,
-                integer_range=[IntegerRange(from_value=1, to_value=10000, step=1)])).value,
-            fps=self.declare_parameter('fps', 30.0, ParameterDescriptor(
-                description='chunk rate; dt = 1/fps seconds', read_only=True,
-                floating_point_range=[FloatingPointRange(
-                    from_value=0.1, to_value=10000.0, step=0.0)])).value,
-            decode_images=self.declare_parameter('decode_images', True, ParameterDescriptor(
-                description='decode every image like a real server (pays the decode cost)',
-                read_only=True)).value,
-            decode_threads=self.declare_parameter('decode_threads', 4, ParameterDescriptor(
-                description='threads decoding JPEG frames in parallel (1: inline)',
-                read_only=True, integer_range=[IntegerRange(from_value=1, to_value=64, step=1)])
-            ).value,
-            policy_id=self.declare_parameter('policy_id', 'null', ParameterDescriptor(
-                description='policy_id reported in each chunk', read_only=True)).value,
+            chunk_size=self._param('chunk_size', 50, 'actions per answered chunk',
+                                   integer_range=int_range),
+            fps=self._param('fps', 30.0, 'chunk rate; dt = 1/fps seconds',
+                            floating_point_range=[FloatingPointRange(
+                                from_value=0.1, to_value=10_000.0, step=0.0)]),
+            decode_images=self._param(
+                'decode_images', True, 'decode every image like a real server (pays the cost)'),
+            decode_threads=self._param(
+                'decode_threads', 1, 'threads decoding JPEG frames in parallel (1: inline)',
+                integer_range=int_range),
+            policy_id=self._param('policy_id', 'null', 'policy_id reported in each chunk'),
         )
-        self._pool = decode_pool(self.config.decode_threads if self.config.decode_images else 1)
+        self._pool = codec_pool(self.config.decode_threads if self.config.decode_images else 1)
         self._latency = LatencyRecorder(window=LOG_EVERY)
         self._failures = 0
         self._service = self.create_service(PredictChunk, 'predict_chunk', self._on_request)
@@ -52,6 +51,10 @@ class NullPolicyServer(Node):
             f'serving {self._service.srv_name}: {self.config.chunk_size} steps at '
             f'{self.config.fps:g} fps, decode_images={self.config.decode_images} '
             f'({self.config.decode_threads} threads)')
+
+    def _param(self, name: str, default, description: str, **ranges):
+        descriptor = ParameterDescriptor(description=description, read_only=True, **ranges)
+        return self.declare_parameter(name, default, descriptor).value
 
     def _on_request(
         self, request: PredictChunk.Request, response: PredictChunk.Response
@@ -77,20 +80,25 @@ class NullPolicyServer(Node):
         super().destroy_node()
 
 
-def main(args: list[str] | None = None) -> None:
-    """Console script ``null_policy_server``."""
+def main(args: list[str] | None = None) -> int:
+    """Console script ``null_policy_server``; 2 for invalid parameters, 0 on shutdown."""
     rclpy.init(args=args)
     node = None
+    status = 0
     try:
         node = NullPolicyServer()
         rclpy.spin(node)
+    except (ValueError, ParameterException) as exc:  # say which parameter, no traceback
+        rclpy.logging.get_logger('null_policy_server').error(f'invalid parameters: {exc}')
+        status = 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+    return status
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -16,6 +16,7 @@ import time
 
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.serialization import serialize_message
@@ -108,7 +109,7 @@ def main(args: list[str] | None = None) -> int:
     try:
         node = PredictProbe()
         status = node.run()
-    except ValueError as exc:  # ProbeConfig validation: say which parameter, no traceback
+    except (ValueError, ParameterException) as exc:  # say which parameter, no traceback
         rclpy.logging.get_logger('predict_probe').error(f'invalid parameters: {exc}')
         status = EXIT_BAD_PARAMETERS
     except (KeyboardInterrupt, ExternalShutdownException):

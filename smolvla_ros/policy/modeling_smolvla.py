@@ -14,8 +14,12 @@ policy wrapper (policy.py) does images, tokens, normalization and unpadding.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
+from pathlib import Path
+import re
 
 import torch
 from torch import Tensor, nn
@@ -41,6 +45,10 @@ class ModelInputError(ValueError):
     """A tensor given to VLAFlowMatching has the wrong shape, dtype or count."""
 
 
+class VLMWeightsError(RuntimeError):
+    """A SmolVLM weights directory is missing, unreadable or does not fit the configured VLM."""
+
+
 def sinusoidal_time_embedding(time: Tensor, dim: int, min_period: float,
                               max_period: float) -> Tensor:
     """[sin(2 pi t / p), cos(2 pi t / p)] for periods p from min to max: time [B] -> [B, dim].
@@ -55,6 +63,23 @@ def sinusoidal_time_embedding(time: Tensor, dim: int, min_period: float,
     scaling = 1.0 / period * 2 * math.pi
     angles = scaling[None, :] * time[:, None]  # [B, dim/2]
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+
+def _safetensors_files(directory: Path) -> list[Path]:
+    """The weight files of a transformers checkpoint directory (single file or index + shards)."""
+    if not directory.is_dir():
+        raise VLMWeightsError(f'{directory} is not a directory with SmolVLM weights')
+    index = directory / 'model.safetensors.index.json'
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text())['weight_map']
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise VLMWeightsError(f'{index} is not a safetensors index: {exc}') from exc
+        return [directory / name for name in sorted(set(weight_map.values()))]
+    single = directory / 'model.safetensors'
+    if single.is_file():
+        return [single]
+    raise VLMWeightsError(f'{directory} has no model.safetensors (only safetensors are read)')
 
 
 def make_att_2d_masks(pad_masks: Tensor, ar_flags: Tensor) -> Tensor:
@@ -119,6 +144,51 @@ class VLAFlowMatching(nn.Module):
         for module in keep:
             module.to(torch.float32)
         return self
+
+    # --- pretrained VLM weights ---
+    def load_vlm_weights(self, directory: str | os.PathLike[str]) -> list[str]:
+        """Copy a SmolVLM checkpoint's weights (transformers layout) into the VLM.
+
+        This is LeRobot's `load_vlm_weights=True` for a local SmolVLM directory (model.safetensors
+        or shards listed in model.safetensors.index.json): the start of a fine-tune from the VLM
+        alone. Text layers beyond `num_vlm_layers` are skipped and returned; a missing tensor,
+        a shape mismatch or an unreadable file raises VLMWeightsError. Policy checkpoints load
+        through the policy's own state dict instead and never need this.
+        """
+        from safetensors import SafetensorError, safe_open
+
+        files = _safetensors_files(Path(directory))
+        target = self.vlm_with_expert.vlm.state_dict()
+        n_layers = self.vlm_with_expert.num_vlm_layers
+        loaded, skipped = set(), []
+        for file in files:
+            try:
+                with safe_open(str(file), framework='pt') as reader:
+                    for key in reader.keys():  # noqa: SIM118 (safe_open is not a dict)
+                        layer = re.match(r'model\.text_model\.layers\.(\d+)\.', key)
+                        if layer and int(layer.group(1)) >= n_layers:
+                            skipped.append(key)
+                            continue
+                        if key not in target:
+                            raise VLMWeightsError(f'{file}: tensor {key!r} has no place in the '
+                                                  'configured VLM (wrong vlm_model_name?)')
+                        tensor = reader.get_tensor(key)
+                        if tuple(tensor.shape) != tuple(target[key].shape):
+                            raise VLMWeightsError(
+                                f'{file}: {key} has shape {list(tensor.shape)}, the VLM expects '
+                                f'{list(target[key].shape)}')
+                        with torch.no_grad():
+                            target[key].copy_(tensor.to(target[key].dtype))
+                        loaded.add(key)
+            except (SafetensorError, OSError) as exc:
+                raise VLMWeightsError(f'cannot read {file}: {exc}') from exc
+        missing = sorted(set(target) - loaded)
+        if missing:
+            raise VLMWeightsError(f'{directory} lacks {len(missing)} VLM tensors, e.g. '
+                                  f'{missing[:3]}')
+        logger.info('loaded %d VLM tensors from %s, skipped %d of unused text layers',
+                    len(loaded), directory, len(skipped))
+        return skipped
 
     # --- embeddings ---
     def embed_prefix(self, images: list[Tensor], img_masks: list[Tensor], lang_tokens: Tensor,

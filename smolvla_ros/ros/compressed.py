@@ -28,6 +28,7 @@ PNG = 'png'
 _ALIASES = {'jpeg': JPEG, 'jpg': JPEG, 'png': PNG}
 _JPEG_SOI = b'\xff\xd8'  # start of image marker
 _JPEG_EOI = b'\xff\xd9'  # end of image marker
+_EOI_SEARCH = 256  # bytes before the zero padding in which EOI must appear
 # Decode straight to RGB where OpenCV supports it (>= 4.10): saves the BGR->RGB copy.
 _IMREAD_RGB = getattr(cv2, 'IMREAD_COLOR_RGB', None)
 
@@ -90,9 +91,7 @@ def decode_to_rgb(data: bytes | np.ndarray, codec: str = JPEG) -> np.ndarray:
         if bytes(buf[:2]) != _JPEG_SOI:
             raise ImageDecodeError(
                 f'not a JPEG: starts with {bytes(buf[:4]).hex()} instead of ffd8 ({buf.size} B)')
-        # libjpeg fills a truncated stream with grey and only warns; a real JPEG ends with EOI
-        # (some writers add a few padding bytes after it).
-        if _JPEG_EOI not in bytes(buf[-32:]):
+        if not _has_end_marker(buf):
             raise ImageDecodeError(f'truncated JPEG: no end-of-image marker ({buf.size} B)')
     if _IMREAD_RGB is not None:
         rgb = cv2.imdecode(buf, _IMREAD_RGB)
@@ -102,6 +101,24 @@ def decode_to_rgb(data: bytes | np.ndarray, codec: str = JPEG) -> np.ndarray:
     if rgb is None:
         raise ImageDecodeError(f'corrupt {codec} data ({buf.size} B): OpenCV could not decode it')
     return rgb  # [H, W, 3]
+
+
+def _has_end_marker(buf: np.ndarray) -> bool:
+    """Whether a JPEG stream ends with EOI (ffd9), allowing zero padding and a short tail.
+
+    libjpeg decodes a truncated stream into a partly grey image with only a warning, so the check
+    must happen here. MJPEG webcams pad frames with zeros and some writers append a few bytes after
+    EOI; inside the entropy-coded data 0xff is always stuffed, so ffd9 near the end is the marker.
+    """
+    end = buf.size
+    while end > 0:  # skip trailing zero padding, one block at a time from the end
+        block = buf[max(0, end - 4096):end]
+        nonzero = np.flatnonzero(block)  # [k] indices of non-zero bytes in the block
+        if nonzero.size:
+            end = end - block.size + int(nonzero[-1]) + 1
+            return _JPEG_EOI in bytes(buf[max(0, end - _EOI_SEARCH):end])
+        end -= block.size
+    return False
 
 
 def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:

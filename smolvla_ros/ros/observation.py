@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import signal
 
 import numpy as np
+from sensor_msgs.msg import CompressedImage
 from smolvla_msgs.msg import Observation
 
 from smolvla_ros.core.types import ObservationData
@@ -42,22 +43,27 @@ def _block_shutdown_signals() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
-def decode_pool(threads: int) -> ThreadPoolExecutor | None:
-    """A thread pool for ``msg_to_observation``'s parallel decode; None when ``threads`` <= 1.
+def codec_pool(threads: int) -> ThreadPoolExecutor | None:
+    """A thread pool for parallel JPEG encode/decode of the frames; None when ``threads`` <= 1.
 
-    Its threads block SIGINT and SIGTERM. Without that the kernel may deliver a SIGTERM to an idle
-    decode thread and rclpy's shutdown handling never sees it: measured, the null server ignored
-    the first SIGTERM and kept spinning.
+    Its threads block SIGINT and SIGTERM so that those signals reach the main thread, where
+    rclpy's shutdown handling expects them. (In early benchmark runs under heavy load, a null
+    server with unmasked decode threads twice ignored its first SIGTERM; not reproduced in 12
+    scripted trials since, so this is a precaution, not a proven fix.)
     """
     if threads <= 1:
         return None
-    return ThreadPoolExecutor(threads, 'decode')
+    return ThreadPoolExecutor(threads, 'codec', initializer=_block_shutdown_signals)
 
 
 def observation_to_msg(
-    obs: ObservationData, encoding: ImageEncoding | None = None
+    obs: ObservationData, encoding: ImageEncoding | None = None,
+    executor: Executor | None = None,
 ) -> Observation:
-    """The message for an observation; images JPEG-encoded (default) or copied raw as rgb8."""
+    """The message for an observation; images JPEG-encoded (default) or copied raw as rgb8.
+
+    With an ``executor`` (see ``codec_pool``) the frames are JPEG-encoded in parallel.
+    """
     encoding = encoding or ImageEncoding()
     msg = Observation()
     msg.header.stamp = ns_to_stamp(obs.stamp_ns)
@@ -66,10 +72,14 @@ def observation_to_msg(
     msg.state = numpy_to_joint_state(obs.joint_names, obs.state, stamp_ns=obs.stamp_ns)
     msg.camera_names = list(obs.camera_names)
     if encoding.format == 'jpeg':
-        msg.images = [
-            rgb_to_compressed(obs.images[c], quality=encoding.jpeg_quality, stamp_ns=obs.stamp_ns,
-                              frame_id=c)
-            for c in obs.camera_names]
+        def encode(camera: str) -> CompressedImage:
+            return rgb_to_compressed(obs.images[camera], quality=encoding.jpeg_quality,
+                                     stamp_ns=obs.stamp_ns, frame_id=camera)
+
+        if executor is not None and len(obs.camera_names) > 1:
+            msg.images = list(executor.map(encode, obs.camera_names))
+        else:
+            msg.images = [encode(c) for c in obs.camera_names]
     else:
         msg.raw_images = [
             numpy_to_image(obs.images[c], 'rgb8', stamp_ns=obs.stamp_ns, frame_id=c)

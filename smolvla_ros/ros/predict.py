@@ -36,7 +36,10 @@ class NullPolicyConfig:
     chunk_size: int = 50  # actions per chunk (SmolVLA's default chunk_size)
     fps: float = 30.0  # chunk rate: dt = 1 / fps
     decode_images: bool = True  # pay the image decode cost like a real server
-    decode_threads: int = 4  # JPEG frames decoded in parallel; 1 = inline, one after the other
+    # JPEG frames decoded in parallel; 1 = inline, one after the other. On the 2-core CI machine
+    # (shared, loaded) 4 threads gained nothing (bench/predict_roundtrip.py), so 1 is the default;
+    # try the number of cameras on a multi-core server.
+    decode_threads: int = 1
     policy_id: str = 'null'  # reported in every chunk
 
     def __post_init__(self) -> None:

@@ -6,7 +6,10 @@ project's own parser (protocol.py), applies them to the servos and writes status
 
 Bus model: replies are serialized (a half-duplex line), a delayed reply holds back the replies
 queued after it, and a new instruction packet cancels replies not yet sent (on a real bus they
-would collide with it). Byte and packet counters are kept at this end of the wire.
+would collide with it). Byte and packet counters are kept at this end of the wire. With
+`wire_timing=True` replies are also held back by the time the bytes would take on a real line at
+`baudrate` (10 bit times per byte) plus each servo's Return_Delay_Time, so cycle rates measured on
+the emulator approach what a real bus allows; without it a pty moves bytes at memory speed.
 
 Hooks for a simulator: `motion='external'` turns the internal motion model off; the simulator
 then calls `set_actual_positions()` with its joint angles (in encoder ticks) and reads
@@ -15,7 +18,7 @@ then calls `set_actual_positions()` with its joint angles (in encoder ticks) and
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 import contextlib
 import copy
 from dataclasses import dataclass, field
@@ -39,6 +42,7 @@ from smolvla_ros.hardware.feetech.tables import (
     INST_SYNC_READ,
     INST_SYNC_WRITE,
     INST_WRITE,
+    MAX_ID,
     STATUS_BITS,
 )
 
@@ -73,19 +77,22 @@ class ServoEmulator:
     def __init__(self, servos: Mapping[int, ServoConfig | None] | Iterable[int],
                  faults: Iterable[Fault] = (), *, motion: str = 'internal',
                  link_path: str | os.PathLike[str] | None = None,
-                 clock=time.monotonic) -> None:
+                 wire_timing: bool = False, baudrate: int = 1_000_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if motion not in ('internal', 'external'):
             raise ValueError(f"motion must be 'internal' or 'external', got {motion!r}")
         if not isinstance(servos, Mapping):
             servos = {int(i): None for i in servos}
         if not servos:
             raise ValueError('the emulator needs at least one servo')
+        if baudrate <= 0:
+            raise ValueError(f'baudrate must be > 0, got {baudrate}')
         self._clock = clock
         now = clock()
         self._servos: dict[int, EmulatedServo] = {}
         for motor_id, cfg in servos.items():
-            if not 0 <= motor_id < BROADCAST_ID:
-                raise ValueError(f'servo id {motor_id} out of range 0..253')
+            if not 0 <= motor_id <= MAX_ID:
+                raise ValueError(f'servo id {motor_id} out of range 0..{MAX_ID}')
             self._servos[motor_id] = EmulatedServo(motor_id, cfg, now)
         self.motion = motion
         self.link_path = Path(link_path) if link_path is not None else None
@@ -100,6 +107,10 @@ class ServoEmulator:
         self._thread: threading.Thread | None = None
         self._wake_r = self._wake_w = -1
         self._running = False
+        # Wire timing: bytes take 10 bit times each (8N1) and servos wait Return_Delay_Time.
+        self.wire_timing = wire_timing
+        self._byte_s = 10.0 / baudrate
+        self._line_free = 0.0  # when the host -> servo direction finishes its current packet
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -166,12 +177,16 @@ class ServoEmulator:
 
     def unplug(self) -> None:
         """Pull the USB adapter: the pty goes away (the host sees I/O errors) and the link too."""
+        if not self._running:
+            raise RuntimeError('unplug() needs a started emulator')
         with self._lock:
             self._close_pty()
         os.write(self._wake_w, b'x')
 
     def replug(self) -> None:
         """Plug it back: a new pty, the link (if any) pointing to it; servo state is kept."""
+        if not self._running:
+            raise RuntimeError('replug() needs a started emulator')
         if self._master >= 0:
             return
         self._open_pty()
@@ -361,21 +376,33 @@ class ServoEmulator:
             due.append(queue.pop(0)[1])
         if due:
             out = b''.join(due)
-            try:
-                os.write(master, out)
-            except OSError:
-                return
-            with self._lock:
+            with self._lock:  # counted before the host can see them, so counters never lag
                 self._stats.tx_bytes += len(out)
                 self._stats.tx_packets += len(due)
+            with contextlib.suppress(OSError):  # unplugged meanwhile
+                os.write(master, out)
+
+    def _arrival(self, nbytes: int, now: float) -> float:
+        """When the last byte of a host packet has arrived (now, unless wire timing is on)."""
+        if not self.wire_timing:
+            return now
+        self._line_free = max(now, self._line_free) + nbytes * self._byte_s
+        return self._line_free
 
     def _queue_reply(self, queue: list[tuple[float, bytes]], servo: EmulatedServo,
-                     params: bytes = b'') -> None:
+                     params: bytes, arrived: float) -> None:
         motor_id = servo.id
         packet = bytearray(status_packet(motor_id, servo.status_bits(), params))
         fault = self._reply_fault(motor_id)
-        now = self._clock()
-        at = max(now, queue[-1][0]) if queue else now
+        at = arrived
+        if self.wire_timing:
+            # After the request (or the previous reply) the servo waits its return delay (2 us per
+            # Return_Delay_Time unit), then sends its bytes.
+            start = (max(arrived, queue[-1][0] if queue else 0.0)
+                     + 2e-6 * servo.get('Return_Delay_Time'))
+            at = start + len(packet) * self._byte_s
+        elif queue:
+            at = max(at, queue[-1][0])
         if fault is not None:
             if fault.kind is FaultKind.DROP_REPLY:
                 self._stats.dropped_replies += 1
@@ -404,6 +431,7 @@ class ServoEmulator:
 
     def _handle(self, packet: Packet, queue: list[tuple[float, bytes]]) -> None:
         inst, params, now = packet.code, packet.params, self._clock()
+        arrived = self._arrival(len(params) + 6, now)
         self._stats.instructions[_INSTRUCTION_NAMES.get(inst, f'0x{inst:02x}')] += 1
         broadcast = packet.motor_id == BROADCAST_ID
         if inst == INST_SYNC_READ:
@@ -414,7 +442,7 @@ class ServoEmulator:
                 servo = self._present(motor_id)
                 if servo is not None:
                     self._advance(servo, now)
-                    self._queue_reply(queue, servo, servo.read(address, length))
+                    self._queue_reply(queue, servo, servo.read(address, length), arrived)
             return
         if inst == INST_SYNC_WRITE:
             if len(params) < 2 or params[1] == 0:
@@ -448,4 +476,4 @@ class ServoEmulator:
             else:
                 continue  # unknown or malformed instruction: a servo stays silent
             if reply is not None and (not broadcast or inst == INST_PING):
-                self._queue_reply(queue, servo, reply)
+                self._queue_reply(queue, servo, reply, arrived)

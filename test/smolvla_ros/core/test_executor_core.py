@@ -97,8 +97,11 @@ def test_async_commands_follow_f_without_starvation(control_hz, fusion, latency_
     cmds = np.array([r.position for t, r in plan if t >= settle])
     err = np.abs(cmds - f(due)).max()
     assert err <= bound, (err, bound)
+    # Chunks that agree give seams no larger than the ordinary steps of the motion.
+    assert m.seams >= 5 and m.seam_jump_max <= m.step_max + bound
     if control_hz == 30.0:
-        assert all(r.due_ns == t for t, r in plan)  # ticks on the chunk grid: exact due times
+        # Ticks sit on the chunk grid: the due time is the tick time up to ns rounding.
+        assert all(abs(r.due_ns - t) < 1000 for t, r in plan)
 
 
 def test_async_delay_compensation_counts_late_steps():
@@ -123,18 +126,20 @@ def test_async_trigger_respects_threshold_and_one_in_flight():
 
 
 def test_latency_rule_requests_earlier_than_threshold():
-    # Latency 1.2 s > threshold horizon 0.83 s: the p95 rule must fire before the threshold.
-    sim = Sim(make_core(chunk_threshold=0.5, latency_margin_s=0.05), latency_s=1.2)
-    sim.run(T0 + 12 * 10**9)
+    # Threshold 0.2 of a 1.67 s chunk = 0.33 s of lead, less than the 0.6 s round trip: only the
+    # p95 + margin rule keeps the arm fed.
+    sim = Sim(make_core(chunk_threshold=0.2, latency_margin_s=0.05), latency_s=0.6)
+    sim.run(T0 + 8 * 10**9)
     m = sim.core.metrics()
-    later = [rem for _, rem in sim.request_times[3:]]
-    assert later and min(later) > 0.5 * round(50 * DT * 1e9)
-    # Requesting p95 + margin ahead keeps the arm fed once the latency is measured.
-    assert m.starvation_ticks <= round(1.2 * 30) + 2  # only the first refill can starve
+    later = [rem for _, rem in sim.request_times[1:]]
+    duration = round(50 * DT * 1e9)
+    assert later and all(0.2 * duration < rem <= 0.65e9 for rem in later)
+    assert m.starvation_ticks == 0 and m.chunks_accepted >= 5
 
 
 def test_sync_waits_for_empty_queue_and_starts_chunks_at_arrival():
-    sim = Sim(make_core(mode='sync'), latency_s=0.3)
+    # latest_only: no blend from the held position, so the start of each chunk is visible.
+    sim = Sim(make_core(mode='sync', fusion='latest_only'), latency_s=0.3)
     sim.run(T0 + 8 * 10**9)
     m = sim.core.metrics()
     assert all(remaining == 0 for _, remaining in sim.request_times)
@@ -142,12 +147,17 @@ def test_sync_waits_for_empty_queue_and_starts_chunks_at_arrival():
     assert m.chunks_accepted >= 3
     assert m.starvation_ticks >= (m.chunks_accepted - 1) * 8
     assert m.late_steps_max == 0  # re-based at arrival: nothing is skipped
-    # The first plan tick after every hold commands action 0 of the new chunk, i.e. f(stamp).
+    # The first plan tick after every hold starts the new chunk from its beginning: f(stamp), up
+    # to the one action the tick can fall behind the arrival.
+    max_step = float(np.max(AMP * 2 * np.pi * FREQ)) * DT
     requests = iter(t for t, _ in sim.request_times)
+    resumed = 0
     for (_, prev), (_, cur) in zip(sim.ticks, sim.ticks[1:], strict=False):
         if prev.status in ('hold', 'idle') and cur.status == 'plan':
             stamp = next(requests)
-            np.testing.assert_allclose(cur.position, f(stamp), atol=1e-6)
+            assert np.abs(cur.position - f(stamp)).max() <= max_step + 1e-6
+            resumed += 1
+    assert resumed == m.chunks_accepted
 
 
 def test_policy_stops_answering_then_resumes():
@@ -231,9 +241,9 @@ def test_rtc_request_packs_delay_and_tail():
     req = core.make_request(obs, t_req)
     # delay = ceil(p95 latency / dt) = ceil(0.1 * 30) = 3
     assert req.inference_delay_steps == math.ceil(0.1 / DT - 1e-9) == 3
-    # tail row k = queued plan at t_req + k dt, up to the end of the queue
-    end = core.queue.end_ns
-    n = -(-(end - t_req) // round(DT * 1e9))
+    # tail row k = queued plan at t_req + k dt, up to the last queued action
+    last = int(core.queue.times_ns[-1])
+    n = (last - t_req + 1000) // round(DT * 1e9) + 1
     assert req.leftover.shape == (n, 3)
     times = t_req + np.arange(n) * round(DT * 1e9)
     np.testing.assert_allclose(req.leftover, f(times), atol=lerp_error_bound(DT) + 1e-5)
@@ -272,3 +282,12 @@ def test_invalid_config_is_rejected(kw):
     with pytest.raises(ValueError):
         ExecutorConfig(joint_names=NAMES, **kw)
     assert issubclass(ExecutorConfigError, ValueError)
+
+
+def test_config_from_contract():
+    from smolvla_ros.core.contract import default_contract_path, load_contract
+    contract = load_contract(default_contract_path())
+    cfg = ExecutorConfig.from_contract(contract, control_hz=100.0, fusion='rtc')
+    assert cfg.joint_names == contract.joint_names and cfg.fps == 30.0
+    assert cfg.control_hz == 100.0 and cfg.fusion == 'rtc'
+    assert ExecutorConfig.from_contract(contract).control_hz == 30.0

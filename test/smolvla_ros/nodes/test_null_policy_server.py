@@ -50,7 +50,7 @@ class _Spinner:
 def test_server_answers_with_the_observed_state(rclpy_context) -> None:
     server = NullPolicyServer(context=rclpy_context, parameter_overrides=[
         Parameter('chunk_size', value=12), Parameter('fps', value=15.0),
-        Parameter('policy_id', value='null-test')])
+        Parameter('policy_id', value='null-test'), Parameter('decode_threads', value=3)])
     client_node = rclpy.create_node('null_server_test_client', context=rclpy_context)
     client = client_node.create_client(PredictChunk, 'predict_chunk')
     obs = synthetic_observation(request_id=41, stamp_ns=1_234_000_000_567, num_cameras=3,
@@ -115,7 +115,8 @@ def _run(cmd: list[str], env: dict[str, str], timeout: float = 60.0):
 
 def test_probe_and_server_as_processes(ros_env) -> None:
     server = subprocess.Popen(
-        ['null_policy_server', '--ros-args', '-p', 'chunk_size:=20'], env=ros_env,
+        ['null_policy_server', '--ros-args', '-p', 'chunk_size:=20', '-p', 'decode_threads:=3'],
+        env=ros_env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         ok = _run(['predict_probe', '--ros-args', '-p', 'count:=5', '-p', 'image_size:=64',
@@ -141,3 +142,9 @@ def test_probe_without_server_and_with_bad_parameters(ros_env) -> None:
     bad = _run(['predict_probe', '--ros-args', '-p', 'jpeg_quality:=0'], ros_env)
     assert bad.returncode == EXIT_BAD_PARAMETERS, bad.stdout + bad.stderr
     assert 'jpeg_quality must be an int >= 1, got 0' in bad.stderr + bad.stdout
+
+
+def test_server_rejects_bad_parameters_with_their_name(ros_env) -> None:
+    bad = _run(['null_policy_server', '--ros-args', '-p', 'fps:=0.0'], ros_env)
+    assert bad.returncode == 2, bad.stdout + bad.stderr
+    assert 'invalid parameters' in bad.stderr + bad.stdout and 'fps' in bad.stderr + bad.stdout

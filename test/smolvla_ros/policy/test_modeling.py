@@ -348,3 +348,67 @@ def test_mismatched_layer_kinds_are_rejected():
     cfg = dataclasses.replace(SmolVLAConfig.preset('tiny'), num_expert_layers=2)
     with pytest.raises(ValueError, match='pair with expert layer'):
         VLAFlowMatching(cfg)
+
+
+def test_load_vlm_weights_from_a_local_smolvlm_directory(tmp_path):
+    from transformers import SmolVLMForConditionalGeneration
+
+    from smolvla_ros.policy.modeling_smolvla import VLMWeightsError
+
+    cfg = SmolVLAConfig.preset('tiny')
+    torch.manual_seed(3)
+    source = SmolVLMForConditionalGeneration(cfg.vlm_config())  # 8 text layers, we keep 4
+    source.save_pretrained(tmp_path / 'vlm')
+    model = VLAFlowMatching(cfg)
+    skipped = model.load_vlm_weights(tmp_path / 'vlm')
+    assert len(skipped) == 4 * 9  # layers 4..7, 9 tensors each
+    ours = model.vlm_with_expert.vlm.state_dict()
+    for key, value in source.state_dict().items():
+        if key in ours:
+            assert torch.equal(ours[key], value), key
+    # a truncated file is a clear error, never a silent partial load
+    data = (tmp_path / 'vlm' / 'model.safetensors').read_bytes()
+    (tmp_path / 'vlm' / 'model.safetensors').write_bytes(data[:len(data) // 2])
+    with pytest.raises(VLMWeightsError, match='cannot read'):
+        model.load_vlm_weights(tmp_path / 'vlm')
+    with pytest.raises(VLMWeightsError, match='not a directory'):
+        model.load_vlm_weights(tmp_path / 'nowhere')
+
+
+def test_image_special_tokens_wrap_each_image():
+    cfg = dataclasses.replace(SmolVLAConfig.preset('tiny'), add_image_special_tokens=True)
+    with pytest.raises(ValueError, match='image_special_token_ids'):
+        VLAFlowMatching(cfg)
+    model = VLAFlowMatching(cfg, image_special_token_ids=(259, 261)).eval()
+    inputs = _inputs(cfg)
+    with torch.no_grad():
+        emb, pad, ar = model.embed_prefix(**inputs)
+        tokens_per_image = 16 + 3  # <fake><global-img> 16 image tokens <fake>
+        assert emb.shape[1] == 2 * tokens_per_image + cfg.tokenizer_max_length + 1
+        table = model.vlm_with_expert.vlm.model.text_model.embed_tokens.weight
+        torch.testing.assert_close(emb[0, 0], table[259])
+        torch.testing.assert_close(emb[0, 1], table[261])
+        torch.testing.assert_close(emb[0, tokens_per_image - 1], table[259])
+        assert not pad[1, tokens_per_image + 2]  # sample 1's second image is masked ...
+        assert pad[1, tokens_per_image]  # ... but its special tokens are not
+        assert ar[0].tolist() == [0] * (emb.shape[1] - 1) + [1]
+        noise = torch.randn(B, cfg.chunk_size, cfg.max_action_dim)
+        a = model.sample_actions(**inputs, noise=noise, num_steps=2)
+        b = model.sample_actions(**inputs, noise=noise, num_steps=2, use_cache=False)
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_prefix_length_pads_the_prefix_without_changing_the_chunk(tiny):
+    cfg = tiny.config
+    inputs = _inputs(cfg)
+    noise = torch.randn(B, cfg.chunk_size, cfg.max_action_dim)
+    try:
+        with torch.no_grad():
+            plain = tiny.sample_actions(**inputs, noise=noise, num_steps=2)
+            tiny.config = dataclasses.replace(cfg, prefix_length=60)
+            emb, pad, _ = tiny.embed_prefix(**inputs)
+            padded = tiny.sample_actions(**inputs, noise=noise, num_steps=2)
+    finally:
+        tiny.config = cfg
+    assert emb.shape[1] == 60 and not pad[:, 2 * 16 + cfg.tokenizer_max_length + 1:].any()
+    torch.testing.assert_close(padded, plain, rtol=1e-5, atol=1e-5)

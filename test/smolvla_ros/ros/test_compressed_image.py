@@ -123,6 +123,17 @@ def test_corrupt_and_truncated_jpeg_are_rejected() -> None:
         compressed_to_rgb(_message(b'not a png at all', 'png'))
 
 
+def test_padded_jpeg_from_a_webcam_is_accepted() -> None:
+    """MJPEG webcams pad frames with zeros; some writers append bytes after the end marker."""
+    rgb = synthetic_scene(48, 48, seed=6)
+    good = encode_jpeg(rgb, 90)
+    reference = decode_to_rgb(good)
+    for data in (good + bytes(10_000), good + b'\x01\x02trailer', good + b'tail' + bytes(5000)):
+        np.testing.assert_array_equal(compressed_to_rgb(_message(data)), reference)
+    with pytest.raises(ImageDecodeError, match='truncated JPEG'):
+        compressed_to_rgb(_message(good[:-300] + bytes(10_000)))
+
+
 @pytest.mark.parametrize('quality', [0, 101, 9.5, True])
 def test_bad_quality_is_rejected(quality) -> None:
     with pytest.raises(ValueError, match='quality'):

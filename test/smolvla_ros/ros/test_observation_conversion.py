@@ -154,6 +154,9 @@ def test_parallel_decode_matches_sequential_and_names_the_camera() -> None:
 
     msg = observation_to_msg(_obs())
     with ThreadPoolExecutor(2) as pool:
+        encoded = observation_to_msg(_obs(), executor=pool)
+        assert [bytes(m.data) for m in encoded.images] == [bytes(m.data) for m in msg.images]
+        assert [m.header.frame_id for m in encoded.images] == ['front', 'wrist']
         parallel = msg_to_observation(msg, pool)
         sequential = msg_to_observation(msg)
         assert list(parallel.images) == ['front', 'wrist']
@@ -164,13 +167,13 @@ def test_parallel_decode_matches_sequential_and_names_the_camera() -> None:
             msg_to_observation(msg, pool)
 
 
-def test_decode_pool_threads_block_shutdown_signals() -> None:
+def test_codec_pool_threads_block_shutdown_signals() -> None:
     import signal
 
-    from smolvla_ros.ros.observation import decode_pool
+    from smolvla_ros.ros.observation import codec_pool
 
-    assert decode_pool(1) is None
-    pool = decode_pool(2)
+    assert codec_pool(1) is None
+    pool = codec_pool(2)
     try:
         blocked = pool.submit(signal.pthread_sigmask, signal.SIG_BLOCK, []).result()
     finally:

@@ -244,7 +244,8 @@ def test_cli_process_serves_a_calibrated_bus(tmp_path) -> None:
         bus = FeetechBus(str(link), motors, timeout_ms=40, retries=0)
         bus.connect(handshake=False)  # elbow_flex is missing on purpose
         assert bus.read('Homing_Offset', 'gripper') == -20
-        assert bus.read('Present_Position', 'gripper') == 2067
+        assert bus.read('Present_Position', 'gripper') == 2000  # starts mid-range
+        assert bus.read('Max_Position_Limit', 'gripper') == 3000
         assert bus.ping('elbow_flex') is None
         bus.close()
     finally:
@@ -279,3 +280,51 @@ def test_line_noise_never_stops_the_bus(wire) -> None:
     time.sleep(0.05)
     assert transact(ping_packet(2), 6, wait=1.0)[-6:] == status_packet(2)
     assert emu.stats().handler_errors == 0
+
+
+def test_wire_timing_schedules_replies_at_line_rate() -> None:
+    """At 10 kbaud a byte takes 1 ms: replies are due after the request and their own bytes."""
+    now = [100.0]
+    emu = ServoEmulator(range(1, 4), wire_timing=True, baudrate=10_000, clock=lambda: now[0])
+    emu.set_register(2, 'Return_Delay_Time', 250)  # 500 us
+    queue: list[tuple[float, bytes]] = []
+    packet = PacketParser().feed(sync_read_packet(56, 2, [1, 2, 3]))[0]  # 11 bytes
+    emu._handle(packet, queue)
+    due = [round((t - 100.0) * 1e3, 6) for t, _ in queue]
+    # request ends at 11 ms; id1: +8 ms; id2: +0.5 ms delay +8 ms; id3 right after: +8 ms
+    assert due == [19.0, 27.5, 35.5]
+    assert [b for _, b in queue] == [status_packet(i, 0, b'\xff\x07') for i in (1, 2, 3)]
+
+
+def test_cli_sweep_moves_a_leader_arm_by_hand() -> None:
+    import argparse
+    import threading
+
+    from smolvla_ros.hardware.emulator import cli
+
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    assert parser.parse_args(['--sweep', '300:2']).sweep == (300.0, 2.0)
+    assert parser.parse_args(['--sweep', '300']).sweep == (300.0, 4.0)
+    with pytest.raises(SystemExit):
+        parser.parse_args(['--sweep', '-1'])
+    start = {1: 2000.0, 2: 4000.0}
+    # t = period/4: joint 1 at +amplitude, joint 2 (phase 60 deg) at +amplitude*cos(60) = +150,
+    # clipped to the encoder range.
+    pos = cli.sweep_positions(start, 300.0, 4.0, 1.0)
+    assert pos[1] == pytest.approx(2300.0) and pos[2] == 4095.0
+    with ServoEmulator({1: ServoConfig(position=2000)}) as emu:
+        stop = threading.Event()
+        thread = threading.Thread(target=cli.sweep_until, args=(emu, stop, 300.0, 0.5))
+        thread.start()
+        try:
+            seen = set()
+            deadline = time.monotonic() + 5
+            while len(seen) < 3 and time.monotonic() < deadline:
+                seen.add(round(emu.read_register(1, 'Present_Position'), -1))
+                time.sleep(0.03)
+        finally:
+            stop.set()
+            thread.join()
+        assert len(seen) >= 3
+        assert all(1700 <= p <= 2300 for p in seen)

@@ -167,7 +167,12 @@ def test_overheat_and_overload_status_bits(bus: FeetechBus, emulator: ServoEmula
     bus.enable_torque()
     emulator.inject('overheat', 5)
     emulator.inject('overload', 1)
-    block = bus.sync_read_registers(['Present_Temperature', 'Status', 'Present_Load'])
+    emulator.inject('voltage', 2)
+    block = bus.sync_read_registers(
+        ['Present_Voltage', 'Present_Temperature', 'Status', 'Present_Load'])
+    assert block['shoulder_lift']['Status'] == 0x01
+    assert block['shoulder_lift']['Present_Voltage'] == 35  # below Min_Voltage_Limit 4.0 V
+    assert emulator.get_torque_enabled()[2] is True  # voltage is not an unloading condition
     assert block['wrist_roll']['Present_Temperature'] == 75
     assert block['wrist_roll']['Status'] == 0x04
     assert block['shoulder_pan']['Status'] == 0x20
@@ -222,3 +227,30 @@ def test_bad_arguments_are_typed_errors(bus: FeetechBus) -> None:
     bus.close()
     with pytest.raises(BusNotConnectedError):
         bus.read('Present_Position', 'gripper')
+
+
+def test_concurrent_callers_are_serialized(bus: FeetechBus, emulator: ServoEmulator) -> None:
+    """A service thread toggling torque while the control loop reads: no transfer interleaves."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def toggle() -> None:
+        try:
+            for _ in range(20):
+                bus.enable_torque(['gripper'])
+                bus.disable_torque(['gripper'])
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=toggle)
+    thread.start()
+    reads = 0
+    while thread.is_alive() or reads < 50:
+        assert bus.sync_read('Present_Position') == dict.fromkeys(NAMES, 2047)
+        reads += 1
+    thread.join()
+    assert errors == []
+    stats = bus.stats
+    assert stats.retries == 0 and all(m.error_total == 0 for m in stats.motors.values())
+    assert emulator.get_torque_enabled()[6] is False

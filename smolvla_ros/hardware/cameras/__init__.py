@@ -1,0 +1,19 @@
+"""Camera sources behind one small ABC (ROS-free): OpenCV device, looping video file, test pattern.
+
+The ``camera`` node only ever sees :class:`CameraSource`; tests and CI use the file and synthetic
+sources, which need no device (DESIGN §10: hardware is faked at the lowest level).
+"""
+from smolvla_ros.hardware.cameras.base import (
+    CameraConfigError,
+    CameraError,
+    CameraNotConnectedError,
+    CameraReadError,
+    CameraSource,
+    Frame,
+)
+from smolvla_ros.hardware.cameras.factory import SOURCE_KINDS, CameraSourceConfig, make_source
+
+__all__ = [
+    'SOURCE_KINDS', 'CameraConfigError', 'CameraError', 'CameraNotConnectedError',
+    'CameraReadError', 'CameraSource', 'CameraSourceConfig', 'Frame', 'make_source',
+]

@@ -1,0 +1,279 @@
+"""chunk_executor: runs action chunks on the arm while the next chunk is computed (DESIGN §7).
+
+Every decision is in :class:`smolvla_ros.core.executor_core.ExecutorCore` (queue, trigger,
+fusion, safety, latency, metrics) and :class:`~smolvla_ros.core.assembly.ObservationAssembler`
+(as-of alignment, max age); this node wires them to ROS with three callback groups under a
+MultiThreadedExecutor, so the PredictChunk round trip never blocks the control tick:
+
+* control: the ``control_hz`` timer -> ``joint_commands`` + ``executed_action`` (stamp = due time);
+* request: a timer at the same rate asks the trigger, assembles the observation (decode, resize
+  to the contract's policy size, JPEG) and sends it with ``call_async``;
+* io: joint_states, camera and task subscriptions, the service answers, ``/diagnostics``.
+
+A stale or missing stream means no request (counted, named in the log). A policy that stops
+answering leaves the arm holding its last command; requests time out and are retried, and the
+first answer of a returning policy resumes execution.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import cv2
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from smolvla_msgs.msg import ActionChunk
+from smolvla_msgs.srv import PredictChunk
+from std_msgs.msg import String
+
+from smolvla_ros.core.alignment import StaleStreamError
+from smolvla_ros.core.assembly import JointMismatchError, ObservationAssembler
+from smolvla_ros.core.contract import default_contract_path, load_contract
+from smolvla_ros.core.executor_core import ExecutorConfig, ExecutorCore
+from smolvla_ros.core.stats import LatencyRecorder
+from smolvla_ros.core.types import InvalidDataError
+from smolvla_ros.ros.chunk import msg_to_chunk
+from smolvla_ros.ros.compressed import compressed_to_rgb
+from smolvla_ros.ros.errors import ConversionError
+from smolvla_ros.ros.image import image_to_rgb
+from smolvla_ros.ros.joint_state import joint_state_to_numpy, numpy_to_joint_state
+from smolvla_ros.ros.observation import ImageEncoding, observation_to_msg
+from smolvla_ros.ros.time import ns_to_stamp, stamp_to_ns
+
+EXIT_BAD_SETUP = 2
+
+
+class ChunkExecutor(Node):
+    """See the module docstring."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__('chunk_executor', **kwargs)
+        p = self._param
+        contract_file = p('contract_file', '', 'robot contract YAML (empty: config/contracts)')
+        self.contract = c = load_contract(contract_file or default_contract_path())
+        limits = [p(n, Parameter.Type.DOUBLE_ARRAY, f'{n} per contract joint (rad); unset: none')
+                  for n in ('lower_limits', 'upper_limits')]
+        self.config = ExecutorConfig(
+            joint_names=c.joint_names, fps=c.fps,
+            control_hz=p('control_hz', 0.0, 'tick rate (Hz); 0: the contract fps') or c.fps,
+            mode=p('mode', 'async', "'async' (overlap inference) or 'sync' (wait for it)"),
+            chunk_threshold=p('chunk_threshold', 0.5, 'request when remaining/chunk <= this'),
+            fusion=p('fusion', 'crossfade', 'crossfade, weighted_average, latest_only, average, '
+                     'conservative or rtc'),
+            crossfade_steps=p('crossfade_steps', 10, 'crossfade window (actions)'),
+            crossfade_shape=p('crossfade_shape', 'linear', "'linear' or 'smooth'"),
+            interpolation=p('interpolation', 'auto', "'auto', 'linear' or 'none'"),
+            latency_margin_s=p('latency_margin_s', 0.05, 'lead time on top of the p95 (s)'),
+            initial_latency_s=p('initial_latency_s', 0.2, 'latency prior before answers (s)'),
+            request_timeout_s=p('request_timeout_s', 5.0, 'a request without answer expires (s)'),
+            retry_interval_s=p('retry_interval_s', 0.1, 'wait after a failed request (s)'),
+            max_step_rad=p('max_step_rad', 0.0, 'largest command change per tick (rad); 0: off'),
+            lower_limits=limits[0], upper_limits=limits[1])
+        max_age = p('max_obs_age_s', 0.0, 'max input age (s); 0: the per-stream contract ages')
+        self.task = p('task', c.task.default, 'task until one arrives on the task topic')
+        service = p('policy_service', 'predict_chunk', 'PredictChunk service name')
+        self.encoding = ImageEncoding(p('image_format', 'jpeg', "'jpeg' or 'raw'"),
+                                      p('jpeg_quality', 90, 'JPEG quality 1..100'))
+        diag_period = p('diagnostics_period_s', 1.0, '/diagnostics period (s)')
+
+        self.core = ExecutorCore(self.config)
+        self.assembler = ObservationAssembler(c, max_age_s=max_age or None, decode=self._decode)
+        self._lock = threading.Lock()  # the assembler's buffers (io vs request group)
+        self._pending: dict[int, tuple[int, object]] = {}  # request id -> (sent ns, future)
+        self.tick_ms = LatencyRecorder(1000)  # control callback duration
+        self.jitter_ms = LatencyRecorder(1000)  # |tick interval - period|
+        self._last_tick: float | None = None
+        self._no_service = 0
+
+        control, request, io = (MutuallyExclusiveCallbackGroup() for _ in range(3))
+        self._cmd_pub = self.create_publisher(JointState, c.action.topic, 10)
+        self._exec_pub = self.create_publisher(JointState, 'executed_action', 10)
+        self._chunk_pub = self.create_publisher(ActionChunk, 'predicted_chunk', 10)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(JointState, c.state.topic, self._on_joint_state, 10,
+                                 callback_group=io)
+        for cam in c.cameras.values():
+            kind, qos = (CompressedImage, qos_profile_sensor_data) if cam.compressed else (
+                Image, 2)
+            self.create_subscription(kind, cam.topic, self._image_callback(cam.name), qos,
+                                     callback_group=io)
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.create_subscription(String, c.task.topic, self._on_task, latched, callback_group=io)
+        self.client = self.create_client(PredictChunk, service, callback_group=io)
+        period = 1.0 / self.config.control_hz
+        self.create_timer(period, self._on_tick, callback_group=control)
+        self.create_timer(period, self._on_request_timer, callback_group=request)
+        self.create_timer(diag_period, self._publish_diagnostics, callback_group=io)
+        self.get_logger().info(
+            f'{self.config.mode} at {self.config.control_hz:g} Hz, fusion {self.config.fusion}, '
+            f'threshold {self.config.chunk_threshold:g}, service {self.client.srv_name}, '
+            f'cameras {list(c.camera_names)}, contract {c.source}')
+
+    def _param(self, name: str, default, description: str):
+        descriptor = ParameterDescriptor(description=description, read_only=True,
+                                         dynamic_typing=isinstance(default, float))
+        value = self.declare_parameter(name, default, descriptor).value
+        if isinstance(default, float):
+            return float(value)
+        return None if value is None else (tuple(value) if isinstance(value, list) else value)
+
+    # -- inputs ----------------------------------------------------------------------------------
+    def _decode(self, camera: str, msg) -> np.ndarray:
+        rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
+        h, w = self.contract.policy_image_shape(camera)
+        if rgb.shape[:2] != (h, w):
+            rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)  # [h, w, 3]
+        return np.ascontiguousarray(rgb)
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        try:
+            js = joint_state_to_numpy(msg)
+            with self._lock:
+                self.assembler.add_joint_state(js.stamp_ns, js.names, js.position)
+        except (ConversionError, JointMismatchError) as exc:
+            self.get_logger().warning(f'joint state ignored: {exc}', throttle_duration_sec=2.0)
+
+    def _image_callback(self, camera: str):
+        def store(msg) -> None:
+            with self._lock:
+                self.assembler.add_image(camera, stamp_to_ns(msg.header.stamp), msg)
+        return store
+
+    def _on_task(self, msg: String) -> None:
+        if msg.data != self.task:
+            self.get_logger().info(f'task: {msg.data!r}')
+        self.task = msg.data
+
+    # -- control ---------------------------------------------------------------------------------
+    def _on_tick(self) -> None:
+        start = time.perf_counter()
+        if self._last_tick is not None:
+            interval = start - self._last_tick
+            self.jitter_ms.add(abs(interval - 1.0 / self.config.control_hz) * 1e3)
+        self._last_tick = start
+        result = self.core.tick(self.get_clock().now().nanoseconds)
+        if result.position is not None:
+            msg = numpy_to_joint_state(self.config.joint_names, result.position,
+                                       stamp_ns=result.due_ns)
+            self._cmd_pub.publish(msg)
+            self._exec_pub.publish(msg)
+        self.tick_ms.add((time.perf_counter() - start) * 1e3)
+
+    # -- requests --------------------------------------------------------------------------------
+    def _on_request_timer(self) -> None:
+        now = self.get_clock().now().nanoseconds
+        self._forget_expired(now)
+        if not self.core.should_request(now):
+            return
+        if not self.client.service_is_ready():
+            self._no_service += 1
+            self.get_logger().warning(f'policy service {self.client.srv_name} not available; '
+                                      'holding', throttle_duration_sec=5.0)
+            return
+        try:
+            with self._lock:
+                obs = self.assembler.assemble(now, task=self.task)
+        except (StaleStreamError, ConversionError) as exc:
+            self.core.on_observation_stale(now)
+            self.get_logger().warning(f'no request: {exc}', throttle_duration_sec=2.0)
+            return
+        obs = self.core.make_request(obs, now)
+        future = self.client.call_async(
+            PredictChunk.Request(observation=observation_to_msg(obs, self.encoding)))
+        rid = obs.request_id
+        self._pending[rid] = (now, future)
+        future.add_done_callback(lambda f, rid=rid, sent=now: self._on_answer(rid, sent, f))
+
+    def _forget_expired(self, now: int) -> None:
+        timeout = round(self.config.request_timeout_s * 1e9)
+        for rid, (sent, future) in list(self._pending.items()):
+            if now - sent > timeout:
+                self._pending.pop(rid, None)
+                self.client.remove_pending_request(future)
+                self.get_logger().warning(f'request {rid}: no answer within '
+                                          f'{self.config.request_timeout_s:g} s; holding')
+
+    def _on_answer(self, rid: int, sent: int, future) -> None:
+        now = self.get_clock().now().nanoseconds
+        self._pending.pop(rid, None)
+        if future.cancelled() or future.exception() is not None:
+            self.core.on_request_failed(rid, now, 'service call failed')
+            return
+        response = future.result()
+        try:
+            if not response.success:
+                raise ConversionError(f'policy failed: {response.message}')
+            chunk = msg_to_chunk(response.chunk)
+            if chunk.request_id != rid:
+                raise ConversionError(f'answer carries request_id {chunk.request_id}')
+        except (ConversionError, InvalidDataError) as exc:
+            self.core.on_request_failed(rid, now, str(exc))
+            self.get_logger().warning(f'request {rid}: {exc}', throttle_duration_sec=2.0)
+            return
+        outcome = self.core.on_chunk(chunk, sent, now)
+        if outcome.accepted:
+            self._chunk_pub.publish(response.chunk)
+        else:
+            self.get_logger().info(f'chunk {rid} dropped: {outcome.reason} '
+                                   f'({outcome.late_steps} actions already past)',
+                                   throttle_duration_sec=1.0)
+
+    # -- diagnostics -----------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        now = self.get_clock().now().nanoseconds
+        snap = self.core.metrics()
+        with self._lock:
+            report = self.assembler.report(now)
+        values = {k: (f'{v:.4f}' if isinstance(v, float) else str(v))
+                  for k, v in snap.as_dict().items()}
+        tick, jitter = self.tick_ms.summary(), self.jitter_ms.summary()
+        values.update({'tick_p50_ms': f'{tick.p50_ms:.3f}', 'tick_p95_ms': f'{tick.p95_ms:.3f}',
+                       'jitter_p95_ms': f'{jitter.p95_ms:.3f}', 'mode': self.config.mode,
+                       'fusion': self.config.fusion, 'in_flight': str(self.core.in_flight),
+                       'service_unavailable': str(self._no_service)})
+        level, text = DiagnosticStatus.OK, 'executing' if self.core.started else 'waiting'
+        if not report.ok:
+            level, text = DiagnosticStatus.WARN, report.describe()
+        elif self.core.started and self.core.remaining_ns(now) == 0:
+            level, text = DiagnosticStatus.WARN, 'starved: holding the last command'
+        msg = DiagnosticArray()
+        msg.header.stamp = ns_to_stamp(now)
+        msg.status.append(DiagnosticStatus(
+            level=level, name=f'{self.get_fully_qualified_name()}: execution', message=text,
+            hardware_id=self.contract.robot_type,
+            values=[KeyValue(key=k, value=v) for k, v in values.items()]))
+        self._diag_pub.publish(msg)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console script ``chunk_executor``; exit 2 when the setup is invalid (named in the log)."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = ChunkExecutor()
+        executor = MultiThreadedExecutor(num_threads=3)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ValueError as exc:  # contract or parameters
+        rclpy.logging.get_logger('chunk_executor').fatal(f'{type(exc).__name__}: {exc}')
+        return EXIT_BAD_SETUP
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

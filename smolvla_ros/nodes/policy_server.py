@@ -1,0 +1,204 @@
+"""policy_server: SmolVLA behind the ``predict_chunk`` service, on this host or a remote GPU host.
+
+At start it loads the checkpoint (a LeRobot policy directory or a preset name), checks the
+checkpoint's image/state/action features against the robot contract (after ``rename_map``) and
+fails fast naming the exact missing/extra keys, then warms up before it offers the service. Each
+request is decoded, converted to dataset units (the contract's one conversion), predicted in the
+inference thread (core.inference_worker) and answered; every request gets an answer (a failure
+says why), there is no similarity filtering. ``/diagnostics`` carries the p50/p95 server time.
+
+Remote use: run this node on the GPU machine with the same ``ROS_DOMAIN_ID`` (and namespace) as
+the robot; the executor finds the service through DDS discovery (docs/async_inference.md).
+torch is imported only through smolvla_ros.policy, lazily, so the module imports without it.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from smolvla_msgs.srv import PredictChunk
+
+from smolvla_ros.core.contract import default_contract_path, load_contract
+from smolvla_ros.core.dataset_units import DatasetUnits
+from smolvla_ros.core.inference_worker import InferenceWorker, WorkerConfig
+from smolvla_ros.core.policy_io import PolicyIO, describe_mismatch, parse_rename_map
+from smolvla_ros.core.types import InvalidDataError, ObservationData
+from smolvla_ros.ros.chunk import chunk_to_msg
+from smolvla_ros.ros.errors import ConversionError
+from smolvla_ros.ros.observation import msg_to_observation
+from smolvla_ros.ros.time import ns_to_stamp
+
+DTYPES = ('float32', 'bfloat16', 'float16')
+EXIT_BAD_SETUP = 2
+
+
+class PolicySetupError(ValueError):
+    """The checkpoint, contract or parameters do not fit together (raised at start)."""
+
+
+def _warmup_observation(io: PolicyIO) -> ObservationData:
+    """A mid-grey observation at the policy image size (what the executor sends)."""
+    c = io.contract
+    images = {cam: np.full((*c.policy_image_shape(cam), 3), 128, np.uint8)
+              for cam in c.camera_names}
+    return ObservationData(stamp_ns=0, request_id=0, task='warm up', joint_names=c.joint_names,
+                           state=np.zeros(len(c.joints)), camera_names=c.camera_names,
+                           images=images)
+
+
+class PolicyServer(Node):
+    """Serves ``predict_chunk`` with a SmolVLAPolicy (see the module docstring)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__('policy_server', **kwargs)
+        p = self._param
+        self.checkpoint = p('checkpoint', 'tiny', 'LeRobot policy directory or preset name')
+        device = p('device', 'cpu', "torch device, e.g. 'cpu', 'cuda', 'cuda:1'")
+        self.dtype = p('dtype', 'float32', f'weights dtype, one of {DTYPES}')
+        self.num_steps = p('num_steps', 0, 'flow-matching steps (0: the checkpoint value)')
+        compile_model = p('compile', False, 'torch.compile the sampler (GPU; slow first call)')
+        contract_file = p('contract_file', '', 'robot contract YAML (empty: config/contracts)')
+        calibration = p('calibration_file', '', "arm calibration JSON (empty: the contract's)")
+        rename = p('rename_map', [''], 'camera renames "contract_name=checkpoint_name"')
+        extra_ms = p('extra_latency_ms', 0.0, 'sleep added to every answer (emulates a slow host)')
+        warmup = p('warmup_runs', 2, 'predictions run before the service is offered')
+        threads = p('torch_threads', 0, 'torch intra-op threads (0: torch default)')
+        diag_period = p('diagnostics_period_s', 1.0, '/diagnostics period (s)')
+        if self.dtype not in DTYPES:
+            raise PolicySetupError(f'dtype must be one of {DTYPES}, got {self.dtype!r}')
+        if self.num_steps < 0 or warmup < 0 or threads < 0:
+            raise PolicySetupError('num_steps, warmup_runs and torch_threads must be >= 0')
+
+        contract = load_contract(contract_file or default_contract_path())
+        units = DatasetUnits.from_contract(contract, calibration or None)
+        self.io = PolicyIO(contract, units, parse_rename_map(rename, contract))
+        policy = self._load(device, threads, compile_model)
+        self.worker = InferenceWorker(
+            self._predict_fn(policy), self.io,
+            WorkerConfig(policy.config.chunk_size, policy_id=str(self.checkpoint),
+                         extra_latency_ms=float(extra_ms)))
+        self._warm_up(warmup)
+        self._infer_group = MutuallyExclusiveCallbackGroup()
+        self._service = self.create_service(PredictChunk, 'predict_chunk', self._on_request,
+                                            callback_group=self._infer_group)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_timer(diag_period, self._publish_diagnostics,
+                          callback_group=MutuallyExclusiveCallbackGroup())
+        self.get_logger().info(
+            f'serving {self._service.srv_name}: {self.checkpoint} on {device} {self.dtype}, '
+            f'cameras {dict(self.io.rename)}, chunk {policy.config.chunk_size} x '
+            f'{contract.dt * 1e3:.1f} ms, extra latency {extra_ms:g} ms')
+
+    def _param(self, name: str, default, description: str):
+        is_float = isinstance(default, float)
+        value = self.declare_parameter(name, default, ParameterDescriptor(
+            description=description, read_only=True, dynamic_typing=is_float)).value
+        return float(value) if is_float else value
+
+    def _load(self, device: str, threads: int, compile_model: bool):
+        from smolvla_ros.policy import policy as policy_module
+        from smolvla_ros.policy.policy import FeatureMismatchError, SmolVLAPolicy
+        torch = policy_module.torch  # the policy package's own torch (house rule: no import here)
+        if threads:
+            torch.set_num_threads(threads)
+        start = time.monotonic()
+        policy = SmolVLAPolicy.from_pretrained(self.checkpoint, device=device,
+                                               dtype=getattr(torch, self.dtype))
+        try:
+            policy.validate_features(self.io.image_keys, state_dim=self.io.num_joints,
+                                     action_dim=self.io.num_joints)
+        except FeatureMismatchError as exc:
+            raise PolicySetupError(describe_mismatch(exc, self.io, str(self.checkpoint))) from None
+        if compile_model:
+            policy.model.sample_actions = torch.compile(policy.model.sample_actions)
+        self.get_logger().info(f'loaded {self.checkpoint} in {time.monotonic() - start:.1f} s')
+        return policy
+
+    def _predict_fn(self, policy):
+        num_steps = self.num_steps or None
+
+        def predict(batch, prev, delay):
+            actions = policy.predict_chunk(batch, prev_chunk_left_over=prev,
+                                           inference_delay=delay, num_steps=num_steps)
+            return actions.float().cpu().numpy()  # [1, T, J]
+        return predict
+
+    def _warm_up(self, runs: int) -> None:
+        obs = _warmup_observation(self.io)
+        for i in range(runs):
+            chunk = self.worker.answer(obs)
+            self.get_logger().info(f'warm-up {i + 1}/{runs}: {chunk.inference_ms:.0f} ms')
+        self.worker.latency.clear()  # warm-up (and compilation) times are not service times
+
+    def _on_request(self, request: PredictChunk.Request, response: PredictChunk.Response):
+        msg = request.observation
+        response.chunk.request_id = msg.request_id
+        response.chunk.header.stamp = msg.header.stamp
+        try:
+            obs = msg_to_observation(msg)
+            chunk = self.worker.answer(obs)
+        except (ConversionError, InvalidDataError, ValueError, RuntimeError) as exc:
+            response.success, response.message = False, f'{type(exc).__name__}: {exc}'
+            self.get_logger().warning(f'request {msg.request_id} failed: {response.message}',
+                                      throttle_duration_sec=1.0)
+            return response
+        response.chunk = chunk_to_msg(chunk)
+        response.success = True
+        return response
+
+    def _publish_diagnostics(self) -> None:
+        summary = self.worker.summary()
+        horizon_ms = self.worker.config.chunk_size * self.io.contract.dt * 1e3
+        level, text = DiagnosticStatus.OK, 'serving'
+        if summary.count and summary.p95_ms > horizon_ms:
+            level = DiagnosticStatus.WARN
+            text = f'p95 {summary.p95_ms:.0f} ms exceeds the chunk horizon {horizon_ms:.0f} ms'
+        values = {'checkpoint': str(self.checkpoint), 'dtype': self.dtype,
+                  'num_steps': str(self.num_steps), 'answered': str(self.worker.answered),
+                  'failed': str(self.worker.failed),
+                  'extra_latency_ms': f'{self.worker.config.extra_latency_ms:g}',
+                  **{f'latency_{k}': f'{v:.2f}' if isinstance(v, float) else str(v)
+                     for k, v in summary.as_dict().items()}}
+        msg = DiagnosticArray()
+        msg.header.stamp = ns_to_stamp(self.get_clock().now().nanoseconds)
+        msg.status.append(DiagnosticStatus(
+            level=level, name=f'{self.get_fully_qualified_name()}: inference', message=text,
+            hardware_id=str(self.checkpoint),
+            values=[KeyValue(key=k, value=v) for k, v in values.items()]))
+        self._diag_pub.publish(msg)
+
+    def destroy_node(self) -> None:
+        self.worker.shutdown()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console script ``policy_server``; exit 2 when the setup is invalid (named in the log)."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = PolicyServer()
+        executor = MultiThreadedExecutor(num_threads=2)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ValueError, RuntimeError) as exc:  # contract, checkpoint, features, parameters
+        rclpy.logging.get_logger('policy_server').fatal(f'{type(exc).__name__}: {exc}')
+        return EXIT_BAD_SETUP
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
