@@ -129,39 +129,62 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
         if device.type == 'cuda':
             torch.cuda.synchronize()
 
-    rss_loaded = current_rss_mib()
-    peak_reset = reset_peak_rss()
+    paths = [True] + ([] if spec['no_naive'] else [False])  # use_cache values
     if device.type == 'cuda':
         torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        loaded_cuda = torch.cuda.memory_allocated() / 2**20
-    times = []
-    for i in range(spec['warmup'] + spec['iters']):
+        model_mib = torch.cuda.memory_allocated() / 2**20
+    else:
+        model_mib = current_rss_mib()
+
+    def timed(use_cache: bool) -> float:
         sync()
         t0 = time.perf_counter()
-        actions = policy.predict_chunk(batch, noise=noise, use_cache=spec['use_cache'])
+        actions = policy.predict_chunk(batch, noise=noise, use_cache=use_cache)
         sync()
-        if i >= spec['warmup']:
-            times.append((time.perf_counter() - t0) * 1000.0)
-    if not torch.isfinite(actions).all() or tuple(actions.shape) != (1, config.chunk_size, 6):
-        raise SystemExit(f'bad output {tuple(actions.shape)}')
-    result = {
-        'cameras': spec['cameras'], 'use_cache': spec['use_cache'], 'iters': len(times),
-        'warmup': spec['warmup'], 'p50_ms': percentile(times, 50), 'p95_ms': percentile(times, 95),
-        'mean_ms': statistics.fmean(times), 'times_ms': times,
-        'params': sum(p.numel() for p in policy.parameters()),
-        'prefix_tokens': spec['cameras'] * 64 + length + 1,
-        'threads': torch.get_num_threads(),
-    }
-    if device.type == 'cuda':
-        peak = torch.cuda.max_memory_allocated() / 2**20
-        result.update(model_mib=loaded_cuda, peak_mib=peak, inference_mib=peak - loaded_cuda,
-                      memory_kind='cuda allocated')
-    else:
-        peak = peak_rss_mib()
-        result.update(model_mib=rss_loaded, peak_mib=peak, inference_mib=peak - rss_loaded,
-                      memory_kind='process RSS (VmHWM reset after loading)' if peak_reset
-                      else 'process RSS (peak includes loading)')
+        elapsed = (time.perf_counter() - t0) * 1000.0
+        if not torch.isfinite(actions).all() or tuple(actions.shape) != (1, config.chunk_size, 6):
+            raise SystemExit(f'bad output {tuple(actions.shape)}')
+        return elapsed
+
+    for _ in range(spec['warmup']):
+        for use_cache in paths:
+            timed(use_cache)
+    # Memory: one run per path, with the peak counter reset before each (these runs are timed
+    # samples too). Then the remaining runs alternate between the paths, so that load from other
+    # processes hits both alike and the ratio stays fair on a shared machine.
+    times: dict[bool, list[float]] = {u: [] for u in paths}
+    peaks: dict[bool, float] = {}
+    peak_kind = 'cuda allocated'
+    for use_cache in paths:
+        if device.type == 'cuda':
+            torch.cuda.reset_peak_memory_stats()
+        elif not reset_peak_rss():
+            peak_kind = 'process RSS (peak includes loading: VmHWM reset unavailable)'
+        times[use_cache].append(timed(use_cache))
+        if device.type == 'cuda':
+            peaks[use_cache] = torch.cuda.max_memory_allocated() / 2**20
+        else:
+            peaks[use_cache] = peak_rss_mib()
+            peak_kind = 'process RSS' if peak_kind == 'cuda allocated' else peak_kind
+    wanted = {True: spec['iters'], False: spec['naive_iters']}
+    while any(len(times[u]) < wanted[u] for u in paths):
+        for use_cache in paths:
+            if len(times[use_cache]) < wanted[use_cache]:
+                times[use_cache].append(timed(use_cache))
+
+    def summary(use_cache: bool) -> dict[str, Any]:
+        ts = times[use_cache]
+        return {'cameras': spec['cameras'], 'use_cache': use_cache, 'iters': len(ts),
+                'warmup': spec['warmup'], 'p50_ms': percentile(ts, 50),
+                'p95_ms': percentile(ts, 95), 'min_ms': min(ts), 'mean_ms': statistics.fmean(ts),
+                'times_ms': ts, 'model_mib': model_mib, 'peak_mib': peaks[use_cache],
+                'inference_mib': peaks[use_cache] - model_mib, 'memory_kind': peak_kind,
+                'prefix_tokens': spec['cameras'] * 64 + length + 1,
+                'params': sum(p.numel() for p in policy.parameters()),
+                'threads': torch.get_num_threads()}
+
+    result = {'cached': summary(True), 'naive': None if spec['no_naive'] else summary(False),
+              'load_avg': os.getloadavg()}
     return result
 
 
@@ -169,14 +192,13 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
 # parent: the table
 
 
-def run_config(args: argparse.Namespace, cameras: int, use_cache: bool) -> dict[str, Any]:
-    cpu = args.device == 'cpu'
+def run_config(args: argparse.Namespace, cameras: int) -> dict[str, Any]:
+    """Both paths for one camera count, in a fresh subprocess (its own memory and build)."""
     spec = {
         'device': args.device, 'dtype': args.dtype, 'compile': args.compile,
-        'compile_mode': args.compile_mode, 'cameras': cameras, 'use_cache': use_cache,
-        'num_steps': args.num_steps, 'threads': args.threads,
-        'warmup': args.warmup if use_cache or not cpu else args.naive_warmup,
-        'iters': args.iters if use_cache else args.naive_iters,
+        'compile_mode': args.compile_mode, 'cameras': cameras, 'num_steps': args.num_steps,
+        'threads': args.threads, 'warmup': args.warmup, 'iters': args.iters,
+        'naive_iters': args.naive_iters, 'no_naive': args.no_naive,
     }
     proc = subprocess.run([sys.executable, __file__, '--child', json.dumps(spec)],
                           capture_output=True, text=True)
@@ -196,12 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--num-steps', type=int, default=10, help='flow-matching Euler steps')
     parser.add_argument('--iters', type=int, default=None,
                         help='timed chunks with the KV cache (default 3 on CPU, 30 on CUDA)')
-    parser.add_argument('--warmup', type=int, default=None,
-                        help='untimed chunks first (default 1 on CPU, 5 on CUDA)')
     parser.add_argument('--naive-iters', type=int, default=None,
                         help='timed chunks without the cache (default 2 on CPU, 30 on CUDA)')
-    parser.add_argument('--naive-warmup', type=int, default=0,
-                        help='untimed naive chunks on CPU (default 0: they are slow)')
+    parser.add_argument('--warmup', type=int, default=None,
+                        help='untimed chunks per path first (default 1 on CPU, 5 on CUDA)')
     parser.add_argument('--no-naive', action='store_true', help='skip the naive comparison')
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
     parser.add_argument('--out', type=Path, default=RESULTS)
@@ -229,18 +249,20 @@ def main(argv: list[str] | None = None) -> int:
           f'{" compiled " + args.compile_mode if args.compile else ""}')
     print(f'machine: {machine["nproc"]} cores, {machine["cpu"]}, torch {machine["torch"]}'
           + (f', {machine.get("gpu")}' if 'gpu' in machine else ''))
-    print(f'iterations: {args.iters} cached (+{args.warmup} warm-up), {args.naive_iters} naive '
-          f'(+{args.naive_warmup if cpu else args.warmup} warm-up); few on purpose on a CPU, so '
-          f'p95 is close to the max of a small sample', flush=True)
+    print(f'iterations: {args.iters} cached, {args.naive_iters} naive, alternating, after '
+          f'{args.warmup} warm-up each'
+          + ('; few on purpose on a CPU, so p95 is near the max of a small sample' if cpu else '')
+          + f'; load average at start {os.getloadavg()[0]:.1f}', flush=True)
     rows = []
     for cams in args.cameras:
-        cached = run_config(args, cams, use_cache=True)
-        naive = None if args.no_naive else run_config(args, cams, use_cache=False)
-        rows.append({'cached': cached, 'naive': naive,
-                     'speedup_p50': naive['p50_ms'] / cached['p50_ms'] if naive else None})
-        print(f'  {cams} cameras done', flush=True)
+        row = run_config(args, cams)
+        naive = row['naive']
+        row['speedup_p50'] = naive['p50_ms'] / row['cached']['p50_ms'] if naive else None
+        rows.append(row)
+        print(f'  {cams} cameras done (load average {row["load_avg"][0]:.1f})', flush=True)
 
-    header = (f'{"cams":>4} {"prefix":>6} {"path":>6} {"p50 ms":>9} {"p95 ms":>9} {"n":>3} '
+    header = (f'{"cams":>4} {"prefix":>6} {"path":>6} {"p50 ms":>9} {"p95 ms":>9} '
+              f'{"min ms":>9} {"n":>3} '
               f'{"model MiB":>9} {"peak MiB":>9} {"+infer MiB":>10} {"naive/cached":>12}')
     print(header)
     print('-' * len(header))
@@ -251,11 +273,12 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             ratio = f'{row["speedup_p50"]:.2f}x' if name == 'naive' else ''
             print(f'{r["cameras"]:>4} {r["prefix_tokens"]:>6} {name:>6} {r["p50_ms"]:>9.1f} '
-                  f'{r["p95_ms"]:>9.1f} {r["iters"]:>3} {r["model_mib"]:>9.0f} '
+                  f'{r["p95_ms"]:>9.1f} {r["min_ms"]:>9.1f} {r["iters"]:>3} '
+                  f'{r["model_mib"]:>9.0f} '
                   f'{r["peak_mib"]:>9.0f} {r["inference_mib"]:>10.0f} {ratio:>12}')
     mem_kind = rows[0]['cached']['memory_kind'] if rows else ''
-    print(f'memory: {mem_kind}; model = after building, peak = max during the run, '
-          f'+infer = peak - model')
+    print(f'memory: {mem_kind}; model = after building, peak = max during one chunk of that '
+          f'path, +infer = peak - model')
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({'benchmark': 'policy_latency', 'machine': machine,
                                     'num_steps': args.num_steps, 'rows': rows}, indent=2) + '\n')
