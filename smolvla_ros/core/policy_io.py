@@ -35,14 +35,17 @@ def _feature(name: str) -> str:
     return name if name.startswith(IMAGE_FEATURE_PREFIX) else IMAGE_FEATURE_PREFIX + name
 
 
-def parse_rename_map(entries: Sequence[str] | Mapping[str, str],
+def parse_rename_map(entries: str | Sequence[str] | Mapping[str, str],
                      contract: RobotContract) -> dict[str, str]:
     """Contract camera name -> checkpoint image feature key, for every contract camera.
 
-    ``entries`` are ``'from=to'`` strings (a ROS string-array parameter) or a mapping; ``from``
-    and ``to`` may be bare camera names or full ``observation.images.*`` keys.
+    ``entries`` are ``'from=to'`` strings, one string of them separated by commas (the ROS
+    parameter: ``'front=camera1,wrist=camera2'``, brackets allowed), or a mapping; ``from`` and
+    ``to`` may be bare camera names or full ``observation.images.*`` keys.
     """
     pairs: list[tuple[str, str]] = []
+    if isinstance(entries, str):
+        entries = [e.strip() for e in entries.strip().strip('[]').split(',')]
     if isinstance(entries, Mapping):
         pairs = [(str(k), str(v)) for k, v in entries.items()]
     else:
@@ -168,4 +171,4 @@ def describe_mismatch(error: Exception, io: PolicyIO, checkpoint: str) -> str:
     mapping = ', '.join(f'{c} -> {io.rename[c]}' for c in io.contract.camera_names)
     return (f'checkpoint {checkpoint!r} does not match contract {io.contract.source}: {error}. '
             f'Contract cameras feed [{mapping}]; map them with the rename_map parameter, e.g. '
-            f'rename_map:="[front=camera1]"')
+            f'rename_map:=front=camera1,wrist=camera2')

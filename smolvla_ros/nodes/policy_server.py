@@ -66,7 +66,7 @@ class PolicyServer(Node):
         compile_model = p('compile', False, 'torch.compile the sampler (GPU; slow first call)')
         contract_file = p('contract_file', '', 'robot contract YAML (empty: config/contracts)')
         calibration = p('calibration_file', '', "arm calibration JSON (empty: the contract's)")
-        rename = p('rename_map', [''], 'camera renames "contract_name=checkpoint_name"')
+        rename = p('rename_map', '', 'camera renames, e.g. "front=camera1,wrist=camera2"')
         extra_ms = p('extra_latency_ms', 0.0, 'sleep added to every answer (emulates a slow host)')
         warmup = p('warmup_runs', 2, 'predictions run before the service is offered')
         threads = p('torch_threads', 0, 'torch intra-op threads (0: torch default)')

@@ -92,14 +92,18 @@ class SmolVLAPolicy(nn.Module):
         if not config.image_features:
             raise FeatureMismatchError('SmolVLA needs at least one VISUAL input feature')
         self.config = config
-        self.model = _model_class()(config)
+        self._tokenizer = tokenizer
+        self.tokenizer_name = tokenizer_name or config.vlm_model_name
+        special_ids = None
+        if config.add_image_special_tokens:  # the model embeds these ids around each image
+            special_ids = tuple(self.tokenizer.convert_tokens_to_ids(t)
+                                for t in ('<fake_token_around_image>', '<global-img>'))
+        self.model = _model_class()(config, image_special_token_ids=special_ids)
         norm_map = dict(norm_map or config.normalization_mapping)
         all_features = {**config.input_features, **config.output_features}
         self.normalizer = Normalizer(all_features, norm_map, dataset_stats, eps)
         self.unnormalizer = Normalizer(config.output_features, norm_map,
                                        dataset_stats if post_stats is None else post_stats, eps)
-        self._tokenizer = tokenizer
-        self.tokenizer_name = tokenizer_name or config.vlm_model_name
 
     # ------------------------------------------------------------------ loading / saving
     @classmethod
@@ -279,7 +283,11 @@ class SmolVLAPolicy(nn.Module):
         for key in self.config.image_features:
             if key not in batch:
                 continue
-            img = torch.as_tensor(batch[key]).to(device, torch.float32)
+            img = torch.as_tensor(batch[key])
+            if not torch.is_floating_point(img):
+                raise PolicyInputError(f'{key} must be float in [0, 1] (convert uint8 with '
+                                       f'/ 255), got dtype {img.dtype}')
+            img = img.to(device, torch.float32)
             if img.shape[0] != bsize:
                 raise PolicyInputError(f'{key} has batch size {img.shape[0]}, state has {bsize}')
             img = self.normalizer.normalize_key(key, img)

@@ -159,6 +159,8 @@ def test_bad_inputs_give_specific_errors(policy):
         policy.predict_chunk({**batch, 'task': ['one']})
     with pytest.raises(PolicyInputError, match='batch size 1'):
         policy.predict_chunk({**batch, CAMS[0]: batch[CAMS[0]][:1]})
+    with pytest.raises(PolicyInputError, match=r'camera1 must be float in \[0, 1\]'):
+        policy.predict_chunk({**batch, CAMS[0]: (batch[CAMS[0]] * 255).to(torch.uint8)})
 
 
 def test_compute_loss_masks_padded_steps_and_crops_action_dims(policy):

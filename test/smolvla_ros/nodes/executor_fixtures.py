@@ -1,0 +1,155 @@
+"""A fake robot and an analytic policy for in-process chunk_executor tests (no hardware, no torch).
+
+``FakeRobot`` publishes ``joint_states`` and one compressed camera (both can be paused) and serves
+``predict_chunk`` with ``f(stamp + k*dt)`` after an artificial delay, so that what the executor
+commands can be checked against ``f`` at every due time.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, JointState
+from smolvla_msgs.srv import PredictChunk
+
+from smolvla_ros.core.types import ActionChunkData
+from smolvla_ros.ros.chunk import chunk_to_msg
+from smolvla_ros.ros.compressed import rgb_to_compressed
+from smolvla_ros.ros.joint_state import numpy_to_joint_state
+from smolvla_ros.ros.time import stamp_to_ns
+
+JOINTS = ('shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper')
+AMPLITUDE = 0.4  # rad
+PERIOD_S = 2.0
+
+
+def analytic(t_ns: np.ndarray | int) -> np.ndarray:
+    """f(t): a sine per joint with its own phase, [..., J] rad."""
+    t = np.asarray(t_ns, dtype=np.float64)[..., None] / 1e9  # [..., 1]
+    phase = np.arange(len(JOINTS)) * 0.7  # [J]
+    return AMPLITUDE * np.sin(2 * np.pi * t / PERIOD_S + phase)
+
+
+def interpolation_bound(dt_s: float) -> float:
+    """Largest error of linear interpolation of f between samples dt apart: max|f''| dt^2 / 8."""
+    return AMPLITUDE * (2 * np.pi / PERIOD_S) ** 2 * dt_s ** 2 / 8
+
+
+def write_contract(path, fps: float = 20.0, camera_max_age_s: float = 0.3) -> str:
+    """A one-camera contract with joints in degrees (no calibration needed)."""
+    joints = '\n'.join(f'  - {{name: {j}, unit: degrees}}' for j in JOINTS)
+    path.write_text(f'''version: 1
+fps: {fps}
+joints:
+{joints}
+state: {{topic: joint_states, max_age_s: 0.3}}
+action: {{topic: joint_commands}}
+task: {{topic: task, parameter: task, default: ''}}
+policy_image_size: null
+cameras:
+  front: {{topic: cameras/front/image_raw/compressed, compressed: true, width: 64, height: 48,
+          fps: 20, max_age_s: {camera_max_age_s}}}
+''')
+    return str(path)
+
+
+class FakeRobot(Node):
+    """Joint states (50 Hz), a camera (20 Hz) and an analytic PredictChunk server."""
+
+    def __init__(self, context, *, fps: float, chunk_size: int = 30, delay_s: float = 0.15,
+                 function=analytic) -> None:
+        super().__init__('fake_robot', context=context)
+        self.dt = 1.0 / fps
+        self.chunk_size = chunk_size
+        self.delay_s = delay_s
+        self.function = function
+        self.answering = True
+        self.camera_on = True
+        self.requests: list[int] = []  # request ids received
+        self.leftovers: list[tuple[int, int]] = []  # (inference_delay_steps, leftover_steps)
+        self._frame = rgb_to_compressed(np.full((48, 64, 3), 100, np.uint8))
+        group = ReentrantCallbackGroup()
+        self._js = self.create_publisher(JointState, 'joint_states', 10)
+        self._cam = self.create_publisher(CompressedImage, 'cameras/front/image_raw/compressed',
+                                          2)
+        self.create_timer(0.02, self._publish_state, callback_group=group)
+        self.create_timer(0.05, self._publish_frame, callback_group=group)
+        self.create_service(PredictChunk, 'predict_chunk', self._answer,
+                            callback_group=MutuallyExclusiveCallbackGroup())
+
+    def _publish_state(self) -> None:
+        now = self.get_clock().now().nanoseconds
+        self._js.publish(numpy_to_joint_state(JOINTS, self.function(now), stamp_ns=now))
+
+    def _publish_frame(self) -> None:
+        if self.camera_on:
+            self._frame.header.stamp = self.get_clock().now().to_msg()
+            self._cam.publish(self._frame)
+
+    def _answer(self, request, response):
+        obs = request.observation
+        self.requests.append(obs.request_id)
+        self.leftovers.append((obs.inference_delay_steps, obs.leftover_steps))
+        while not self.answering:  # a server that hangs: the client times out
+            time.sleep(0.05)
+            if not self.context.ok():
+                return response
+        time.sleep(self.delay_s)
+        stamp = stamp_to_ns(obs.header.stamp)
+        times = stamp + np.rint(np.arange(self.chunk_size) * self.dt * 1e9).astype(np.int64)
+        chunk = ActionChunkData(stamp_ns=stamp, request_id=obs.request_id, joint_names=JOINTS,
+                                dt=self.dt, positions=self.function(times), policy_id='analytic')
+        response.chunk = chunk_to_msg(chunk)
+        response.success = True
+        return response
+
+
+class Recorder(Node):
+    """Collects joint_commands as (stamp ns, positions [J]) and the last diagnostics values."""
+
+    def __init__(self, context) -> None:
+        super().__init__('recorder', context=context)
+        self.commands: list[tuple[int, np.ndarray]] = []
+        self._lock = threading.Lock()
+        self.create_subscription(JointState, 'joint_commands', self._on_command, 100)
+
+    def _on_command(self, msg: JointState) -> None:
+        with self._lock:
+            self.commands.append((stamp_to_ns(msg.header.stamp),
+                                  np.array(msg.position, dtype=np.float64)))
+
+    def since(self, t_ns: int) -> list[tuple[int, np.ndarray]]:
+        with self._lock:
+            return [c for c in self.commands if c[0] >= t_ns]
+
+
+class Spin:
+    """Spin nodes in a MultiThreadedExecutor on a background thread inside a with-block."""
+
+    def __init__(self, context, *nodes, threads: int = 4) -> None:
+        self.executor = MultiThreadedExecutor(num_threads=threads, context=context)
+        for node in nodes:
+            self.executor.add_node(node)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+
+    def __enter__(self) -> Spin:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.executor.shutdown(timeout_sec=5.0)
+        self._thread.join(timeout=5.0)
+
+
+def wait_until(predicate, timeout_s: float, poll_s: float = 0.05) -> bool:
+    """Poll until predicate() is true; False after timeout_s (deadline, not a timed assertion)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll_s)
+    return bool(predicate())
