@@ -20,6 +20,8 @@ NODES = {
     'camera': 'smolvla_ros.nodes.camera:main',
     'chunk_executor': 'smolvla_ros.nodes.chunk_executor:main',
     'policy_server': 'smolvla_ros.nodes.policy_server:main',
+    'so101_sim': 'smolvla_ros.nodes.so101_sim:main',
+    'oracle_policy_server': 'smolvla_ros.nodes.oracle_policy_server:main',
 }
 CLIS = {
     'smolvla-ros': 'smolvla_ros.cli:main',

@@ -2,11 +2,12 @@
 
 Builds the smolvla_base geometry (450M parameters, random init: the timing does not depend on the
 weights), and times `SmolVLAPolicy.predict_chunk` end to end (image resize-with-pad, state
-normalization, prefix, 10 Euler steps, unnormalization) for 2 and 3 cameras. Each configuration
-runs in its own subprocess, so its peak memory is its own: on the CPU the peak RSS increase during
-inference over the loaded model (getrusage ru_maxrss; tracemalloc does not see torch's
-allocations), on CUDA torch.cuda.max_memory_allocated. The naive path recomputes the whole prefix
-at every flow step (use_cache=False) and is measured in the same run, so the ratio is fair.
+normalization, prefix, 10 Euler steps, unnormalization) for 2 and 3 cameras, each camera count in
+a fresh subprocess. The naive path recomputes the whole prefix through the VLM at every flow step
+(use_cache=False); it runs in the same process, alternating with the cached path, so that load
+from other processes hits both alike and the ratio stays fair. Peak memory is taken per path over
+one chunk: on the CPU the process's RSS high-water mark (VmHWM, reset after loading; tracemalloc
+does not see torch's allocations), on CUDA torch.cuda.max_memory_allocated.
 
     python bench/policy_latency.py                       # CPU fp32, few iterations (minutes)
     python bench/policy_latency.py --device cuda --dtype bfloat16 --compile
@@ -242,7 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     machine = {'nproc': os.cpu_count(), 'cpu': cpu_model(), 'torch': torch.__version__,
                'python': platform.python_version(), 'device': args.device, 'dtype': args.dtype,
                'compile': args.compile and args.compile_mode}
-    if not cpu and torch.cuda.is_available():
+    if not cpu:
+        if not args.device.startswith('cuda') or not torch.cuda.is_available():
+            print(f'policy_latency: device {args.device!r} is not available here (torch '
+                  f'{torch.__version__}, CUDA available: {torch.cuda.is_available()})',
+                  file=sys.stderr)
+            return 2
         machine['gpu'] = torch.cuda.get_device_name(0)
     print(f'SmolVLA (smolvla_base geometry, random init) per-chunk latency: {args.num_steps} flow '
           f'steps, 50 actions, batch 1, {args.device} {args.dtype}'

@@ -12,7 +12,9 @@ is the server's own time per request (image decode + answer), from ActionChunk.i
 
 Configurations: images as JPEG (q90, ``images``) or raw rgb8 (``raw_images``), crossed with
 Fast DDS' default builtin transports (UDP + shared memory) and ``FASTDDS_BUILTIN_TRANSPORTS=
-LARGE_DATA`` set in both processes. Each transport gets its own server and client processes.
+LARGE_DATA`` set in both processes (any other FASTDDS_BUILTIN_TRANSPORTS value can be given).
+Each transport gets its own server and client processes; within one, the formats alternate
+request by request so that a change in machine load hits them alike.
 
 Image content: ``smolvla_ros.ros.synthetic.synthetic_scene``, a synthetic scene with a two-axis
 colour gradient, a striped table plane, 4-7 filled and outlined shapes, thin lines and Gaussian
@@ -51,7 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--no-decode', action='store_true',
                         help='server skips image decoding (network cost only)')
     parser.add_argument('--transports', default=','.join(TRANSPORTS),
-                        help=f'comma-separated subset of {list(TRANSPORTS)}')
+                        help="comma-separated FASTDDS_BUILTIN_TRANSPORTS values ('default': "
+                             "unset), e.g. 'LARGE_DATA?max_msg_size=4MB&sockets_size=4MB'")
     parser.add_argument('--formats', default=','.join(FORMATS),
                         help=f'comma-separated subset of {list(FORMATS)}')
     parser.add_argument('--out', type=Path, default=RESULTS / 'predict_roundtrip.json')
@@ -69,8 +72,6 @@ def run_client(config: dict) -> dict:
     from rclpy.serialization import serialize_message
     from smolvla_msgs.srv import PredictChunk
 
-    from smolvla_ros.core.stats import LatencyRecorder
-    from smolvla_ros.ros.observation import ImageEncoding, observation_to_msg
     from smolvla_ros.ros.predict import AnswerError, check_answer, stamp_request
     from smolvla_ros.ros.synthetic import synthetic_observation
 
@@ -78,62 +79,80 @@ def run_client(config: dict) -> dict:
     node = rclpy.create_node('predict_roundtrip_client')
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    client = node.create_client(PredictChunk, 'predict_chunk')
-    results = {}
+    client = node.create_client(PredictChunk, config['service'])
     try:
         if not client.wait_for_service(timeout_sec=30.0):
             raise RuntimeError('null_policy_server did not appear within 30 s')
+        servers = node.count_services(client.srv_name)
+        if servers != 1:  # another session on the same domain would answer some requests
+            raise RuntimeError(f'{servers} servers offer {client.srv_name}, expected exactly 1')
         obs = synthetic_observation(num_cameras=config['cameras'],
                                     image_size=config['image_size'])
+        runs = {fmt: _FormatRun(fmt, obs, config) for fmt in config['formats']}
         request_id = 0
-        for fmt in config['formats']:
-            encoding = ImageEncoding(fmt, config['jpeg_quality'])
-            encode = LatencyRecorder(window=10)
-            for _ in range(10):  # what the executor pays per request to build the message
-                start = time.perf_counter()
-                message = observation_to_msg(obs, encoding)
-                encode.add((time.perf_counter() - start) * 1e3)
-            request = PredictChunk.Request()
-            request.observation = message
-            request_bytes = len(serialize_message(request))
-            round_trip = LatencyRecorder(window=config['requests'])
-            server_ms = LatencyRecorder(window=config['requests'])
-            failures: list[str] = []
-            response_bytes = 0
-            for i in range(config['warmup'] + config['requests']):
+        # Formats alternate request by request, so a change in machine load hits all alike.
+        for i in range(config['warmup'] + config['requests']):
+            for run in runs.values():
                 request_id += 1
                 stamp_ns = node.get_clock().now().nanoseconds
-                stamp_request(request, request_id, stamp_ns)
+                stamp_request(run.request, request_id, stamp_ns)
                 start = time.perf_counter()
-                future = client.call_async(request)
+                future = client.call_async(run.request)
                 executor.spin_until_future_complete(future, timeout_sec=10.0)
                 elapsed_ms = (time.perf_counter() - start) * 1e3
                 if not future.done():
                     client.remove_pending_request(future)
-                    failures.append(f'request {request_id}: timeout')
+                    run.failures.append(f'request {request_id}: timeout')
                     continue
                 try:
                     chunk = check_answer(
                         future.result(), request_id=request_id, stamp_ns=stamp_ns,
                         joint_names=obs.joint_names, chunk_size=config['chunk_size'])
                 except AnswerError as exc:
-                    failures.append(str(exc))
+                    run.failures.append(str(exc))
                     continue
                 if i >= config['warmup']:
-                    round_trip.add(elapsed_ms)
-                    server_ms.add(chunk.inference_ms)
-                response_bytes = len(serialize_message(future.result()))
-            results[fmt] = {
-                'request_bytes': request_bytes, 'response_bytes': response_bytes,
-                'client_encode': encode.summary().as_dict(),
-                'round_trip': round_trip.summary().as_dict(),
-                'server': server_ms.summary().as_dict(),
-                'failures': len(failures), 'first_failures': failures[:3],
-            }
+                    run.round_trip.add(elapsed_ms)
+                    run.server_ms.add(chunk.inference_ms)
+                run.response_bytes = len(serialize_message(future.result()))
+        results = {fmt: run.result() for fmt, run in runs.items()}
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
     return results
+
+
+class _FormatRun:
+    """One image format's request (encoded once, timed while encoding) and its measurements."""
+
+    def __init__(self, fmt: str, obs, config: dict) -> None:
+        from rclpy.serialization import serialize_message
+        from smolvla_msgs.srv import PredictChunk
+
+        from smolvla_ros.core.stats import LatencyRecorder
+        from smolvla_ros.ros.observation import ImageEncoding, observation_to_msg
+
+        encoding = ImageEncoding(fmt, config['jpeg_quality'])
+        self.encode = LatencyRecorder(window=10)
+        for _ in range(10):  # what the executor pays per request to build the message
+            start = time.perf_counter()
+            message = observation_to_msg(obs, encoding)
+            self.encode.add((time.perf_counter() - start) * 1e3)
+        self.request = PredictChunk.Request(observation=message)
+        self.request_bytes = len(serialize_message(self.request))
+        self.response_bytes = 0
+        self.round_trip = LatencyRecorder(window=config['requests'])
+        self.server_ms = LatencyRecorder(window=config['requests'])
+        self.failures: list[str] = []
+
+    def result(self) -> dict:
+        return {
+            'request_bytes': self.request_bytes, 'response_bytes': self.response_bytes,
+            'client_encode': self.encode.summary().as_dict(),
+            'round_trip': self.round_trip.summary().as_dict(),
+            'server': self.server_ms.summary().as_dict(),
+            'failures': len(self.failures), 'first_failures': self.failures[:3],
+        }
 
 
 # --------------------------------------------------------------------------- orchestration
@@ -152,14 +171,18 @@ def _env(transport: str | None) -> dict[str, str]:
 
 def run_transport(name: str, args: argparse.Namespace, formats: list[str]) -> dict:
     """Start a server and a client process with the transport's environment; the client's JSON."""
-    env = _env(TRANSPORTS[name])
+    env = _env(TRANSPORTS.get(name, name))
+    # A service name of its own: other sessions' policy servers may share the random domain.
+    service = f'predict_roundtrip_{os.getpid()}_{random.randrange(10**6)}'
     server_cmd = [sys.executable, '-m', 'smolvla_ros.nodes.null_policy_server', '--ros-args',
+                  '-r', f'predict_chunk:={service}',
                   '-p', f'chunk_size:={args.chunk_size}',
                   '-p', f'decode_images:={"false" if args.no_decode else "true"}',
                   '-p', f'decode_threads:={args.decode_threads}']
     server = subprocess.Popen(server_cmd, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
-    config = {'formats': formats, 'requests': args.requests, 'warmup': args.warmup,
+    config = {'service': service, 'formats': formats, 'requests': args.requests,
+              'warmup': args.warmup,
               'cameras': args.cameras, 'image_size': args.image_size,
               'jpeg_quality': args.jpeg_quality, 'chunk_size': args.chunk_size}
     try:
@@ -223,10 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     transports = [t for t in args.transports.split(',') if t]
     formats = [f for f in args.formats.split(',') if f]
-    unknown = [t for t in transports if t not in TRANSPORTS] + [
-        f for f in formats if f not in FORMATS]
+    unknown = [f for f in formats if f not in FORMATS]
     if unknown:
-        print(f'unknown transports/formats: {unknown}', file=sys.stderr)
+        print(f'unknown image formats: {unknown}; use {list(FORMATS)}', file=sys.stderr)
         return 2
     rows = []
     for transport in transports:

@@ -135,9 +135,10 @@ class CameraNode(Node):
         self._diag_pub.publish(msg)
 
     def destroy_node(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2.0)
-        self.source.close()
+        if hasattr(self, '_thread'):  # absent when the setup failed part-way
+            self._stop.set()
+            self._thread.join(timeout=2.0)
+            self.source.close()
         super().destroy_node()
 
 

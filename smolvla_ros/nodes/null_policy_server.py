@@ -4,12 +4,14 @@ It answers every ``predict_chunk`` request with a chunk that holds the observed 
 ``chunk_size`` steps, after decoding the images (``decode_images``) exactly as a real policy
 server would. Point a chunk executor or ``predict_probe`` at it to see the round trip of the
 network, DDS and image decoding before any model is involved (``ros2 run smolvla_ros
-null_policy_server``). The work per request is ``smolvla_ros.ros.predict.null_answer``.
+null_policy_server``). The work per request is ``smolvla_ros.ros.predict.null_answer``;
+``/diagnostics`` carries the counts and the p50/p95 server time.
 """
 from __future__ import annotations
 
 import sys
 
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import rclpy
 from rclpy.exceptions import ParameterException
@@ -46,9 +48,17 @@ class NullPolicyServer(Node):
         self._pool = codec_pool(self.config.decode_threads if self.config.decode_images else 1)
         self._latency = LatencyRecorder(window=LOG_EVERY)
         self._failures = 0
+        diag_period = self._param('diagnostics_period_s', 1.0, '/diagnostics period (s)',
+                                  floating_point_range=[FloatingPointRange(
+                                      from_value=0.05, to_value=3600.0, step=0.0)])
         self._service = self.create_service(PredictChunk, 'predict_chunk', self._on_request)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        # The periodic wake-up also bounds shutdown: rclpy (Kilted wheels) sometimes loses the
+        # wake-up of a SIGINT/SIGTERM, and spin() only re-checks the context when it wakes.
+        self.create_timer(diag_period, self._publish_diagnostics)
+        name = self.resolve_service_name('predict_chunk')  # remapping applied
         self.get_logger().info(
-            f'serving {self._service.srv_name}: {self.config.chunk_size} steps at '
+            f'serving {name}: {self.config.chunk_size} steps at '
             f'{self.config.fps:g} fps, decode_images={self.config.decode_images} '
             f'({self.config.decode_threads} threads)')
 
@@ -72,6 +82,22 @@ class NullPolicyServer(Node):
                 f'{self._latency.total} answered, {self._failures} rejected; server time '
                 f'{self._latency.summary().format()}')
         return answer
+
+    def _publish_diagnostics(self) -> None:
+        summary = self._latency.summary()
+        values = {'answered': str(self._latency.total), 'rejected': str(self._failures),
+                  'chunk_size': str(self.config.chunk_size),
+                  'decode_images': str(self.config.decode_images),
+                  **{f'server_time_{k}': f'{v:.2f}' if isinstance(v, float) else str(v)
+                     for k, v in summary.as_dict().items()}}
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.status.append(DiagnosticStatus(
+            level=DiagnosticStatus.OK, name=f'{self.get_fully_qualified_name()}: null policy',
+            message=f'serving (no inference); server time {summary.format()}',
+            hardware_id=self.config.policy_id,
+            values=[KeyValue(key=k, value=v) for k, v in values.items()]))
+        self._diag_pub.publish(msg)
 
     def destroy_node(self) -> None:
         """Stop the decode threads with the node."""

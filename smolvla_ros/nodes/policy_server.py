@@ -175,7 +175,9 @@ class PolicyServer(Node):
         self._diag_pub.publish(msg)
 
     def destroy_node(self) -> None:
-        self.worker.shutdown()
+        worker = getattr(self, 'worker', None)  # absent when the setup failed part-way
+        if worker is not None:
+            worker.shutdown()
         super().destroy_node()
 
 

@@ -52,18 +52,29 @@ class PredictProbe(Node):
             request_timeout_s=_declare(self, 'request_timeout_s', 5.0, 'timeout per request, s'),
         )
         self._client = self.create_client(PredictChunk, 'predict_chunk')
+        self.service_name = self.resolve_service_name('predict_chunk')  # remapping applied
         self.round_trip = LatencyRecorder(window=self.config.count)
         self.server_ms = LatencyRecorder(window=self.config.count)
 
     def run(self) -> int:
         """Send ``count`` requests one after the other; the exit status of the probe."""
-        cfg, log = self.config, self.get_logger()
         executor = SingleThreadedExecutor(context=self.context)
         executor.add_node(self)
+        try:
+            return self._run(executor)
+        finally:
+            executor.shutdown()
+
+    def _run(self, executor: SingleThreadedExecutor) -> int:
+        cfg, log = self.config, self.get_logger()
         if not self._client.wait_for_service(timeout_sec=cfg.wait_timeout_s):
-            log.error(f'service {self._client.srv_name} not available after '
+            log.error(f'service {self.service_name} not available after '
                       f'{cfg.wait_timeout_s:g} s')
             return EXIT_NO_SERVICE
+        servers = self.count_services(self.service_name)
+        if servers > 1:
+            log.warning(f'{servers} servers offer {self.service_name}: any of them may answer '
+                        f'a request; use a ROS_DOMAIN_ID of your own or remap predict_chunk')
         obs = synthetic_observation(
             num_cameras=cfg.num_cameras, image_size=cfg.image_size)
         request = PredictChunk.Request()

@@ -27,6 +27,7 @@ import shutil
 import struct
 import tempfile
 from typing import Any
+import uuid
 
 import torch
 from torch import Tensor
@@ -167,7 +168,9 @@ def save_safetensors(tensors: Mapping[str, Tensor], path: Path,
         ident = (t.untyped_storage().data_ptr(), t.storage_offset())
         clean[name] = t.clone().contiguous() if ident in seen or not t.is_contiguous() else t
         seen.add(ident)
-    _atomic_write(Path(path), lambda tmp: save_file(clean, str(tmp), metadata=dict(metadata or {})))
+    # Always some metadata: safetensors 0.8 writes an invalid header for no tensors + {} metadata.
+    meta = {'format': 'pt', **dict(metadata or {})}
+    _atomic_write(Path(path), lambda tmp: save_file(clean, str(tmp), metadata=meta))
 
 
 def read_json(path: Path) -> Any:
@@ -187,13 +190,19 @@ def write_json(data: Any, path: Path) -> None:
     _atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding='utf-8'))
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: Path, writer: Any) -> None:
+    """writer(tmp) then rename over `path`; the file is created by the writer (umask perms)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
     try:
         writer(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # safetensors creates its files 0600
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -268,7 +277,10 @@ def _find_step(pipeline: Mapping[str, Any], registry_name: str,
 def _step_stats(directory: Path, step: Mapping[str, Any] | None) -> dict[str, dict[str, Tensor]]:
     if step is None or not step.get('state_file'):
         return {}
-    state_path = directory / str(step['state_file'])
+    name = str(step['state_file'])
+    if Path(name).name != name or name in ('.', '..'):
+        raise CorruptCheckpointError(f'state_file {name!r} must be a file name inside {directory}')
+    state_path = directory / name
     if not state_path.is_file():
         raise CheckpointNotFoundError(f'{state_path} (named by the processor JSON) does not exist')
     return split_flat_stats(load_safetensors(state_path))

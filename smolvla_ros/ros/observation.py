@@ -46,10 +46,9 @@ def _block_shutdown_signals() -> None:
 def codec_pool(threads: int) -> ThreadPoolExecutor | None:
     """A thread pool for parallel JPEG encode/decode of the frames; None when ``threads`` <= 1.
 
-    Its threads block SIGINT and SIGTERM so that those signals reach the main thread, where
-    rclpy's shutdown handling expects them. (In early benchmark runs under heavy load, a null
-    server with unmasked decode threads twice ignored its first SIGTERM; not reproduced in 12
-    scripted trials since, so this is a precaution, not a proven fix.)
+    Its threads block SIGINT and SIGTERM so that those signals go to the main thread, where
+    rclpy's shutdown handling expects them (hygiene: the occasional lost SIGTERM seen with the
+    null server happened without any pool too; its periodic timer is what bounds shutdown).
     """
     if threads <= 1:
         return None

@@ -37,7 +37,7 @@ class SceneConfig:
     Ranges are (low, high) in metres in the robot base frame (x forward, y left, z up).
     """
 
-    cube_half_size: float = 0.015  # m; the pads are parallel 40 mm apart, so 30 mm cubes fit well
+    cube_half_size: float = 0.02  # m; the jaw pads are parallel when 40 mm apart
     cube_mass: float = 0.05  # kg
     cube_x: tuple[float, float] = (0.20, 0.28)
     cube_y: tuple[float, float] = (-0.08, 0.08)
@@ -67,7 +67,7 @@ class SceneConfig:
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise SimConfigError(f'{name} must be (low, high) with low <= high, got {lo, hi}')
-        if not 0.1 <= self.cube_x[0] and self.cube_x[1] <= 0.35:
+        if self.cube_x[0] < 0.1 or self.cube_x[1] > 0.35:
             raise SimConfigError(f'cube_x must lie in [0.1, 0.35] m (the arm reach), got '
                                  f'{self.cube_x}')
         if not 0 <= self.cube_yaw <= math.pi / 4:

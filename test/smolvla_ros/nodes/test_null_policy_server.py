@@ -4,12 +4,15 @@ from __future__ import annotations
 import signal
 import subprocess
 import threading
+import time
+import uuid
 
 import numpy as np
 import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from smolvla_msgs.srv import PredictChunk  # noqa: E402
@@ -27,6 +30,15 @@ from smolvla_ros.ros.observation import observation_to_msg  # noqa: E402
 from smolvla_ros.ros.synthetic import SO101_JOINTS, synthetic_observation  # noqa: E402
 
 pytestmark = pytest.mark.ros
+
+
+def _service() -> str:
+    """A service name of this test's own: other sessions' servers may share the random domain."""
+    return f'predict_chunk_{uuid.uuid4().hex[:12]}'
+
+
+def _remap(service: str) -> list[str]:
+    return ['--ros-args', '-r', f'predict_chunk:={service}']
 
 
 class _Spinner:
@@ -48,11 +60,17 @@ class _Spinner:
 
 
 def test_server_answers_with_the_observed_state(rclpy_context) -> None:
-    server = NullPolicyServer(context=rclpy_context, parameter_overrides=[
+    service = _service()
+    server = NullPolicyServer(context=rclpy_context, cli_args=_remap(service), parameter_overrides=[
         Parameter('chunk_size', value=12), Parameter('fps', value=15.0),
-        Parameter('policy_id', value='null-test'), Parameter('decode_threads', value=3)])
+        Parameter('policy_id', value='null-test'), Parameter('decode_threads', value=3),
+        Parameter('diagnostics_period_s', value=0.1)])
     client_node = rclpy.create_node('null_server_test_client', context=rclpy_context)
-    client = client_node.create_client(PredictChunk, 'predict_chunk')
+    client = client_node.create_client(PredictChunk, service)
+    diagnostics: list[dict[str, str]] = []
+    client_node.create_subscription(
+        DiagnosticArray, '/diagnostics',
+        lambda m: diagnostics.extend({kv.key: kv.value for kv in s.values} for s in m.status), 10)
     obs = synthetic_observation(request_id=41, stamp_ns=1_234_000_000_567, num_cameras=3,
                                 image_size=96)
     try:
@@ -71,6 +89,10 @@ def test_server_answers_with_the_observed_state(rclpy_context) -> None:
             executor.spin_until_future_complete(future, timeout_sec=10.0)
             assert future.done(), 'no answer within 10 s'
             failure = future.result()
+            deadline = time.monotonic() + 10.0
+            while not any(d.get('rejected') == '1' for d in diagnostics) and (
+                    time.monotonic() < deadline):
+                executor.spin_once(timeout_sec=0.1)
             executor.shutdown()
     finally:
         client_node.destroy_node()
@@ -86,6 +108,9 @@ def test_server_answers_with_the_observed_state(rclpy_context) -> None:
     assert not failure.success
     assert "camera 'side'" in failure.message and 'JPEG' in failure.message
     assert failure.chunk.request_id == 41
+    latest = next(d for d in diagnostics if d.get('rejected') == '1')
+    assert latest['answered'] == '1' and latest['chunk_size'] == '12'
+    assert float(latest['server_time_p50_ms']) == pytest.approx(chunk.inference_ms, abs=0.01)
 
 
 @pytest.mark.parametrize('overrides, status', [
@@ -94,8 +119,9 @@ def test_server_answers_with_the_observed_state(rclpy_context) -> None:
     ([Parameter('expected_chunk_size', value=10)], EXIT_INVALID),
 ])
 def test_probe_in_process(rclpy_context, overrides, status) -> None:
-    server = NullPolicyServer(context=rclpy_context)
-    probe = PredictProbe(context=rclpy_context, parameter_overrides=[
+    service = _service()
+    server = NullPolicyServer(context=rclpy_context, cli_args=_remap(service))
+    probe = PredictProbe(context=rclpy_context, cli_args=_remap(service), parameter_overrides=[
         Parameter('count', value=4), Parameter('image_size', value=64), *overrides])
     try:
         with _Spinner(rclpy_context, server):
@@ -114,29 +140,34 @@ def _run(cmd: list[str], env: dict[str, str], timeout: float = 60.0):
 
 
 def test_probe_and_server_as_processes(ros_env) -> None:
+    service = _service()
     server = subprocess.Popen(
-        ['null_policy_server', '--ros-args', '-p', 'chunk_size:=20', '-p', 'decode_threads:=3'],
+        ['null_policy_server', *_remap(service), '-p', 'chunk_size:=20', '-p', 'decode_threads:=3'],
         env=ros_env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        ok = _run(['predict_probe', '--ros-args', '-p', 'count:=5', '-p', 'image_size:=64',
+        ok = _run(['predict_probe', *_remap(service), '-p', 'count:=5', '-p', 'image_size:=64',
                    '-p', 'expected_chunk_size:=20', '-p', 'wait_timeout_s:=30.0'], ros_env)
-        bad = _run(['predict_probe', '--ros-args', '-p', 'count:=2', '-p', 'image_size:=64',
+        bad = _run(['predict_probe', *_remap(service), '-p', 'count:=2', '-p', 'image_size:=64',
                     '-p', 'expected_chunk_size:=50'], ros_env)
     finally:
         # SIGTERM (what process managers send) must stop a server whose decode threads are up.
         server.send_signal(signal.SIGTERM)
-        server_out, _ = server.communicate(timeout=30)
+        try:
+            server_out, _ = server.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()  # never leave a server behind; the failure is reported below
+            server_out = server.communicate()[0] + '\n(ignored SIGTERM for 30 s, killed)'
     assert ok.returncode == EXIT_OK, ok.stdout + ok.stderr
     assert '5/5 valid answers' in ok.stderr + ok.stdout
     assert bad.returncode == EXIT_INVALID, bad.stdout + bad.stderr
     assert 'chunk has 20 steps, expected 50' in bad.stderr + bad.stdout
     assert server.returncode == 0, server_out
-    assert 'serving predict_chunk: 20 steps' in server_out
+    assert f'serving /{service}: 20 steps' in server_out
 
 
 def test_probe_without_server_and_with_bad_parameters(ros_env) -> None:
-    alone = _run(['predict_probe', '--ros-args', '-p', 'wait_timeout_s:=0.5'], ros_env)
+    alone = _run(['predict_probe', *_remap(_service()), '-p', 'wait_timeout_s:=0.5'], ros_env)
     assert alone.returncode == EXIT_NO_SERVICE, alone.stdout + alone.stderr
     assert 'not available after 0.5 s' in alone.stderr + alone.stdout
     bad = _run(['predict_probe', '--ros-args', '-p', 'jpeg_quality:=0'], ros_env)

@@ -175,6 +175,10 @@ def test_missing_and_broken_files_give_clear_errors(tmp_path):
     ckpt.write_json(post_json, d2 / 'policy_postprocessor.json')
     with pytest.raises(ckpt.CheckpointNotFoundError, match='named by the processor JSON'):
         ckpt.read_checkpoint(d2)
+    pre_json['steps'][5]['state_file'] = '../model.safetensors'  # no escaping the directory
+    ckpt.write_json(pre_json, d2 / 'policy_preprocessor.json')
+    with pytest.raises(ckpt.CorruptCheckpointError, match='must be a file name inside'):
+        ckpt.read_checkpoint(d2)
     assert issubclass(ckpt.CheckpointError, ValueError)
 
 
@@ -305,3 +309,64 @@ def test_policy_load_errors_are_specific(tmp_path, tiny_policy):
     ckpt.save_safetensors(tiny_policy.state_dict(), model)
     with pytest.raises(ckpt.CorruptCheckpointError, match='normalizer_processor.safetensors'):
         SmolVLAPolicy.from_pretrained(d)
+
+
+def test_mis_keyed_stats_pass_through_like_smolvla_base(tmp_path):
+    """smolvla_base's migrated stats are keyed 'so100-blue.buffer.action.*': they match nothing."""
+    from smolvla_ros.policy.normalize import Normalizer
+
+    d = tmp_path / 'base_like'
+    pre_json, post_json = ckpt.processor_jsons(
+        input_features=CONFIG['input_features'], output_features=CONFIG['output_features'],
+        norm_map={'VISUAL': 'IDENTITY', 'STATE': 'MEAN_STD', 'ACTION': 'MEAN_STD'}, eps=1e-8,
+        tokenizer_name='HuggingFaceTB/SmolVLM2-500M-Video-Instruct', max_length=48,
+        padding='max_length')
+    quirky = {'so100-blue.buffer.action.mean': torch.ones(2),
+              'so100-blue.buffer.action.std': torch.ones(2)}
+    ckpt.write_checkpoint(d, config_writer=lambda p: p.write_text(json.dumps(CONFIG)),
+                          state_dict=WEIGHTS, pre_stats_flat=quirky, post_stats_flat=quirky,
+                          preprocessor=pre_json, postprocessor=post_json)
+    contents = ckpt.read_checkpoint(d)
+    assert set(contents.pre_stats) == {'so100-blue.buffer.action'}
+    assert contents.tokenizer_name == 'HuggingFaceTB/SmolVLM2-500M-Video-Instruct'
+    norm = Normalizer({**CONFIG['input_features'], **CONFIG['output_features']},
+                      contents.norm_map, contents.pre_stats)
+    assert norm.missing_stats() == ['observation.state', 'action']
+    x = torch.randn(1, 2)
+    assert norm.normalize_key('action', x) is x
+
+
+def test_unused_lm_head_may_be_absent(tmp_path, tiny_policy):
+    from smolvla_ros.policy import SmolVLAPolicy
+
+    d = tiny_policy.save_pretrained(tmp_path / 'no_head')
+    weights = dict(tiny_policy.state_dict())
+    head = 'model.vlm_with_expert.vlm.lm_head.weight'
+    assert head in weights
+    del weights[head]
+    weights['model.something_else'] = torch.zeros(1)  # unexpected: logged, ignored
+    ckpt.save_safetensors(weights, d / 'model.safetensors')
+    loaded = SmolVLAPolicy.from_pretrained(d)
+    assert torch.all(loaded.state_dict()[head] == 0)
+    noise = _noise(tiny_policy)
+    torch.testing.assert_close(loaded.predict_chunk(_obs(), noise=noise),
+                               tiny_policy.predict_chunk(_obs(), noise=noise), rtol=0, atol=0)
+
+
+def test_policy_without_stats_round_trips_and_files_are_not_private(tmp_path):
+    """Presets have no stats: the (empty) stats files must still be valid safetensors."""
+    from smolvla_ros.policy import SmolVLAPolicy
+
+    policy = SmolVLAPolicy.from_pretrained('tiny')
+    d = policy.save_pretrained(tmp_path / 'preset')
+    assert ckpt.load_safetensors(d / ckpt.PREPROCESSOR_STATS_FILE) == {}
+    loaded = SmolVLAPolicy.from_pretrained(d)
+    assert loaded.normalizer.missing_stats() == ['observation.state', 'action']
+    noise = _noise(policy)
+    torch.testing.assert_close(loaded.predict_chunk(_obs(), noise=noise),
+                               policy.predict_chunk(_obs(), noise=noise), rtol=0, atol=0)
+    reference = tmp_path / 'plain.txt'
+    reference.write_text('x')  # created with this process's umask, like any file it writes
+    for path in d.iterdir():
+        if path.is_file():
+            assert path.stat().st_mode & 0o777 == reference.stat().st_mode & 0o777, path.name

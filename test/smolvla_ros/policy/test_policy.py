@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip('torch')
@@ -101,8 +102,8 @@ def test_rtc_left_over_is_normalized_and_padded(policy, monkeypatch):
     monkeypatch.setattr(policy.model, 'sample_actions', spy)
     left = torch.tensor(STATS['action']['mean']).expand(2, 20, 6).clone()
     left[:, :, 0] += torch.tensor(STATS['action']['std'][0])  # +1 std on joint 0
-    out = policy.predict_chunk(make_batch(), noise=noise_for(policy), prev_chunk_left_over=left,
-                               inference_delay=4)
+    out = policy.predict_chunk(make_batch(), noise=noise_for(policy),
+                               prev_chunk_left_over=left.numpy(), inference_delay=np.int64(4))
     prev = seen['prev_chunk_left_over']
     assert prev.shape == (2, 20, 32) and seen['inference_delay'] == 4
     torch.testing.assert_close(prev[:, :, 0], torch.ones(2, 20), atol=1e-6, rtol=0)
@@ -230,3 +231,15 @@ def test_empty_camera_placeholders_and_presets():
     with pytest.raises(FeatureMismatchError, match='at least one VISUAL'):
         SmolVLAPolicy(dataclasses.replace(
             base, input_features={'observation.state': PolicyFeature('STATE', (6,))}))
+
+
+def test_image_special_tokens_come_from_the_tokenizer():
+    config = dataclasses.replace(SmolVLAConfig.preset('tiny'), add_image_special_tokens=True)
+    torch.manual_seed(0)
+    policy = SmolVLAPolicy(config).eval()
+    tok = policy.tokenizer
+    assert policy.model.image_special_token_ids == (
+        tok.convert_tokens_to_ids('<fake_token_around_image>'),
+        tok.convert_tokens_to_ids('<global-img>'))
+    out = policy.predict_chunk(make_batch(1, tasks=['x']), noise=noise_for(policy, 1))
+    assert out.shape == (1, 50, 6) and torch.isfinite(out).all()

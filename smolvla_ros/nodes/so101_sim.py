@@ -1,0 +1,177 @@
+"""so101_sim: the MuJoCo SO-101 pick scene behind an emulated Feetech bus, plus rendered cameras.
+
+The real ``feetech_driver`` connects to ``port`` (a symlink to the emulator's pty) unchanged:
+every physics tick the servos' goals become the position targets, and the simulated joint angles
+become the servos' encoder positions (through the calibration, sim/servo_bridge.py); a servo
+with torque off leaves its joint limp. Published (relative names):
+
+- ``cameras/<front|wrist>/image_raw/compressed`` (JPEG) and ``.../camera_info`` at ``camera_hz``
+  (CPU rendering: ~50 ms a 256x256 frame, so keep size and rate modest);
+- ``sim/cube_pose`` (geometry_msgs/PoseStamped, base frame; privileged, for the oracle);
+- ``sim/success`` (std_msgs/Bool, every tick) and ``sim/episode`` (std_msgs/String JSON events:
+  reset / success, transient-local);
+- service ``sim/reset`` (std_srvs/Trigger): next seeded episode.
+
+Physics follows the node clock in real time (steps of ``physics_dt`` to catch up, at most
+``max_catch_up_s`` per tick, so a stall slows the world rather than making it jump).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from sensor_msgs.msg import CameraInfo, CompressedImage
+from std_msgs.msg import Bool, String
+from std_srvs.srv import Trigger
+
+from smolvla_ros.hardware.emulator.server import ServoEmulator
+from smolvla_ros.hardware.feetech.calibration import load_calibration
+from smolvla_ros.ros.compressed import rgb_to_compressed
+from smolvla_ros.ros.time import ns_to_stamp
+from smolvla_ros.sim.render import CameraRenderer
+from smolvla_ros.sim.scene import CAMERA_NAMES, SceneConfig
+from smolvla_ros.sim.servo_bridge import ServoBridge
+from smolvla_ros.sim.success import SuccessConfig
+from smolvla_ros.sim.world import SimWorld
+
+EXIT_BAD_SETUP = 2
+
+
+class So101Sim(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__('so101_sim', **kwargs)
+        p = self._param
+        port = p('port', '/tmp/smolvla_so101_sim', 'path of the symlink to the emulated bus')
+        cal_file = p('calibration_file', '', 'LeRobot calibration JSON preloaded in the servos')
+        seed = p('seed', 0, 'seed of the first episode (cube pose and colour)')
+        size = p('image_size', 256, 'square camera frame size (px)')
+        self.camera_hz = p('camera_hz', 10.0, 'camera frame rate (Hz)')
+        physics_hz = p('physics_hz', 100.0, 'rate of the physics/bus timer (Hz)')
+        self.max_catch_up_s = p('max_catch_up_s', 0.05, 'most simulated time per tick (s)')
+        self.jpeg_quality = p('jpeg_quality', 90, 'JPEG quality of the camera frames')
+        bowl = p('bowl', False, 'add the target bowl')
+        task = p('success_task', 'lift', "'lift' (cube raised and held) or 'bowl'")
+        if not cal_file:
+            raise ValueError('parameter calibration_file is required')
+        if not 0.5 <= self.camera_hz <= 60 or not 10 <= physics_hz <= 1000:
+            raise ValueError('camera_hz must be in [0.5, 60] and physics_hz in [10, 1000]')
+        calibration = load_calibration(cal_file)
+        self.world = SimWorld(SceneConfig(bowl=bowl, image_width=size, image_height=size),
+                              SuccessConfig(task=task), seed=seed)
+        self.bridge = ServoBridge(calibration)
+        self.renderer = CameraRenderer(self.world.model, size, size)
+        start = self.bridge.actual_ticks(self.world.joint_positions())
+        self.emulator = ServoEmulator(list(start), motion='external', link_path=port)
+        for c in calibration.values():
+            self.emulator.set_register(c.id, 'Homing_Offset', c.homing_offset)
+            self.emulator.set_register(c.id, 'Min_Position_Limit', c.range_min)
+            self.emulator.set_register(c.id, 'Max_Position_Limit', c.range_max)
+        self.emulator.set_actual_positions(start)
+        self.emulator.power_cycle()  # goal := present, torque off, as a real arm at power-on
+        self.emulator.start()
+
+        latched = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._img_pubs = {c: self.create_publisher(
+            CompressedImage, f'cameras/{c}/image_raw/compressed', 2) for c in CAMERA_NAMES}
+        self._info_pubs = {c: self.create_publisher(CameraInfo, f'cameras/{c}/camera_info', 2)
+                           for c in CAMERA_NAMES}
+        self._cube_pub = self.create_publisher(PoseStamped, 'sim/cube_pose', 10)
+        self._success_pub = self.create_publisher(Bool, 'sim/success', 10)
+        self._episode_pub = self.create_publisher(String, 'sim/episode', latched)
+        self.create_service(Trigger, 'sim/reset', self._on_reset)
+        self._succeeded = False
+        self._last = time.monotonic()
+        self.create_timer(1.0 / physics_hz, self._on_physics)
+        self.create_timer(1.0 / self.camera_hz, self._on_camera)
+        self._event('reset')
+        self.get_logger().info(
+            f'SO-101 sim on {self.emulator.port_path} (pty {self.emulator.pty_path}), cameras '
+            f'{list(CAMERA_NAMES)} {size}x{size} at {self.camera_hz:g} Hz, seed {seed}')
+
+    def _param(self, name: str, default, description: str):
+        is_float = isinstance(default, float)
+        value = self.declare_parameter(name, default, ParameterDescriptor(
+            description=description, read_only=True, dynamic_typing=is_float)).value
+        return float(value) if is_float else value
+
+    def _on_physics(self) -> None:
+        now = time.monotonic()
+        elapsed = min(now - self._last, self.max_catch_up_s)
+        self._last = now
+        w = self.world
+        w.set_limp(self.bridge.torque_mask(self.emulator.get_torque_enabled()))
+        w.set_targets(self.bridge.goal_angles(self.emulator.get_goal_positions()))
+        w.advance(elapsed)
+        self.emulator.set_actual_positions(self.bridge.actual_ticks(w.joint_positions()))
+        stamp = ns_to_stamp(self.get_clock().now().nanoseconds)
+        pose = w.cube_pose()
+        msg = PoseStamped()
+        msg.header.stamp, msg.header.frame_id = stamp, 'base'
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = map(float, pose.position)
+        q = msg.pose.orientation
+        q.w, q.x, q.y, q.z = map(float, pose.quaternion)
+        self._cube_pub.publish(msg)
+        success = w.success().success
+        self._success_pub.publish(Bool(data=success))
+        if success and not self._succeeded:
+            self._event('success')
+        self._succeeded = success
+
+    def _on_camera(self) -> None:
+        stamp_ns = self.get_clock().now().nanoseconds
+        for cam in CAMERA_NAMES:
+            rgb = self.renderer.render(self.world.data, cam)
+            self._img_pubs[cam].publish(rgb_to_compressed(
+                rgb, quality=self.jpeg_quality, stamp_ns=stamp_ns, frame_id=f'{cam}_camera'))
+            info = CameraInfo(width=rgb.shape[1], height=rgb.shape[0])
+            info.header.stamp, info.header.frame_id = ns_to_stamp(stamp_ns), f'{cam}_camera'
+            self._info_pubs[cam].publish(info)
+
+    def _event(self, kind: str) -> None:
+        w = self.world
+        self._episode_pub.publish(String(data=json.dumps({
+            'event': kind, 'episode': w.episode, 'seed': w.seed, 'sim_time': w.time,
+            'cube_start': [float(v) for v in w.cube_start]})))
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
+        self.world.reset()
+        self.emulator.set_actual_positions(self.bridge.actual_ticks(self.world.joint_positions()))
+        self._succeeded = False
+        self._event('reset')
+        response.success = True
+        response.message = f'episode {self.world.episode}, seed {self.world.seed}'
+        return response
+
+    def destroy_node(self) -> None:
+        self.emulator.stop()
+        self.renderer.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = So101Sim()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ValueError, RuntimeError) as exc:
+        rclpy.logging.get_logger('so101_sim').fatal(f'{type(exc).__name__}: {exc}')
+        return EXIT_BAD_SETUP
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""policy_server in-process, tiny preset: answers, RTC requests, errors, mismatch at start."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+pytest.importorskip('torch')
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from executor_fixtures import Spin, wait_until  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from smolvla_msgs.srv import PredictChunk  # noqa: E402
+
+from smolvla_ros.core.types import ObservationData  # noqa: E402
+from smolvla_ros.nodes.policy_server import PolicyServer, PolicySetupError  # noqa: E402
+from smolvla_ros.paths import config_path  # noqa: E402
+from smolvla_ros.ros.chunk import msg_to_chunk  # noqa: E402
+from smolvla_ros.ros.observation import observation_to_msg  # noqa: E402
+
+pytestmark = pytest.mark.ros
+JOINTS = ('shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper')
+
+
+def _contract(tmp_path) -> str:
+    joints = '\n'.join(f'  - {{name: {j}, unit: degrees}}' for j in JOINTS[:5])
+    cams = '\n'.join(f'  {c}: {{topic: cameras/{c}/image_raw/compressed, width: 32, height: 24, '
+                     f'max_age_s: 0.2}}' for c in ('front', 'wrist'))
+    path = tmp_path / 'contract.yaml'
+    path.write_text(f'fps: 25\njoints:\n{joints}\n  - {{name: gripper, unit: range_0_100}}\n'
+                    'state: {topic: joint_states}\naction: {topic: joint_commands}\n'
+                    f'policy_image_size: null\ncameras:\n{cams}\n')
+    return str(path)
+
+
+def _server(context, contract: str, rename: str) -> PolicyServer:
+    return PolicyServer(context=context, parameter_overrides=[
+        Parameter('checkpoint', value='tiny'), Parameter('contract_file', value=contract),
+        Parameter('calibration_file',
+                  value=str(config_path('calibration', 'so101_follower_example.json'))),
+        Parameter('rename_map', value=rename), Parameter('num_steps', value=2),
+        Parameter('warmup_runs', value=1), Parameter('extra_latency_ms', value=20.0),
+        Parameter('diagnostics_period_s', value=0.2)])
+
+
+def _observation(request_id: int, **kwargs) -> ObservationData:
+    rng = np.random.default_rng(request_id)
+    images = {c: rng.integers(0, 255, (24, 32, 3), dtype=np.uint8) for c in ('front', 'wrist')}
+    return ObservationData(stamp_ns=7_000_000_123, request_id=request_id, task='pick',
+                           joint_names=JOINTS, state=np.full(6, 0.2),
+                           camera_names=('front', 'wrist'), images=images, **kwargs)
+
+
+def test_server_answers_plain_rtc_and_malformed_requests(rclpy_context, tmp_path) -> None:
+    server = _server(rclpy_context, _contract(tmp_path), 'front=camera1,wrist=camera2')
+    client_node = rclpy.create_node('policy_client', context=rclpy_context)
+    client = client_node.create_client(PredictChunk, 'predict_chunk')
+    diagnostics: list[DiagnosticArray] = []
+    client_node.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
+    answers = []
+    try:
+        with Spin(rclpy_context, server, client_node):
+            assert client.wait_for_service(timeout_sec=10.0)
+            tail = np.tile(np.full(6, 0.1, np.float32), (8, 1))  # [8, J] rad
+            bad = observation_to_msg(_observation(3))
+            bad.images[1].data = bad.images[1].data[:40]  # truncated JPEG
+            for msg in (observation_to_msg(_observation(1)),
+                        observation_to_msg(_observation(2, inference_delay_steps=3,
+                                                        leftover=tail)), bad):
+                future = client.call_async(PredictChunk.Request(observation=msg))
+                assert wait_until(future.done, 60.0), 'no answer'
+                answers.append(future.result())
+            assert wait_until(lambda: any(
+                kv.key == 'latency_count' and kv.value == '2'
+                for d in diagnostics for s in d.status for kv in s.values), 10.0)
+    finally:
+        client_node.destroy_node()
+        server.destroy_node()
+    for rid, response in zip((1, 2), answers[:2], strict=True):
+        assert response.success, response.message
+        chunk = msg_to_chunk(response.chunk)
+        assert chunk.request_id == rid and chunk.stamp_ns == 7_000_000_123
+        assert chunk.positions.shape == (50, 6) and chunk.joint_names == JOINTS
+        assert chunk.dt == pytest.approx(0.04) and chunk.policy_id == 'tiny'
+        assert np.isfinite(chunk.positions).all() and chunk.inference_ms >= 20.0
+    assert not answers[2].success
+    assert 'wrist' in answers[2].message and 'JPEG' in answers[2].message
+    assert answers[2].chunk.request_id == 3
+
+
+def test_checkpoint_camera_mismatch_fails_at_start_naming_the_keys(rclpy_context,
+                                                                  tmp_path) -> None:
+    with pytest.raises(PolicySetupError) as info:
+        _server(rclpy_context, _contract(tmp_path), 'front=camera1')
+    text = str(info.value)
+    assert "missing image features ['observation.images.camera2']" in text
+    assert "unexpected image features ['observation.images.wrist']" in text
+    assert 'rename_map' in text
