@@ -133,7 +133,6 @@ class VLAFlowMatching(nn.Module):
     def to_lerobot_dtypes(self, dtype: torch.dtype = torch.bfloat16) -> VLAFlowMatching:
         """Cast like LeRobot's checkpoints: everything to `dtype` except the 5 projections and the
         expert's cross-attention k/v_proj, which stay float32 (facts §2.10)."""
-        self.to(dtype)
         keep = [getattr(self, name) for name in FP32_MODULES]
         expert = self.vlm_with_expert
         for i in range(expert.num_vlm_layers):
@@ -141,8 +140,19 @@ class VLAFlowMatching(nn.Module):
             if j is not None and expert._is_cross(i):
                 attn = expert.lm_expert.layers[j].self_attn
                 keep += [attn.k_proj, attn.v_proj]
+        # Cast everything else without a round trip of the kept tensors through `dtype`, which
+        # would leave bf16-rounded values in the "float32" weights.
+        kept = {id(t) for module in keep for t in (*module.parameters(), *module.buffers())}
         for module in keep:
             module.to(torch.float32)
+        with torch.no_grad():
+            for param in self.parameters():
+                if id(param) not in kept and param.is_floating_point():
+                    param.data = param.data.to(dtype)
+            for module in self.modules():
+                for name, buf in module._buffers.items():
+                    if buf is not None and id(buf) not in kept and buf.is_floating_point():
+                        module._buffers[name] = buf.to(dtype)
         return self
 
     # --- pretrained VLM weights ---
