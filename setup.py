@@ -21,6 +21,7 @@ NODES = {
     'chunk_executor': 'smolvla_ros.nodes.chunk_executor:main',
     'policy_server': 'smolvla_ros.nodes.policy_server:main',
     'so101_sim': 'smolvla_ros.nodes.so101_sim:main',
+    'chunk_visualizer': 'smolvla_ros.nodes.chunk_visualizer:main',
     'oracle_policy_server': 'smolvla_ros.nodes.oracle_policy_server:main',
 }
 CLIS = {

@@ -18,6 +18,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     'calibrate': ('smolvla_ros.calibrate_cli', 'calibrate an SO-100/SO-101 arm, or --check a file'),
     'servo-emulator': ('smolvla_ros.hardware.emulator.cli',
                        'serve an emulated STS3215 servo bus on a pty (no hardware needed)'),
+    'plot-chunks': ('smolvla_ros.plot_chunks',
+                    'plot predicted chunks vs executed actions (per joint and 3D) from a bag'),
     'demo': ('smolvla_ros.demo',
              'run the async executor on the simulated SO-101 and write demo_out/'),
 }

@@ -168,35 +168,10 @@ def _write_video(frames: list[np.ndarray], path: Path, fps: float) -> Path:
 
 
 def _plot(traces: list, path: Path) -> None:
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
+    """Per-joint and 3D tip plot of chunks vs commands: the shared `plot-chunks` renderer."""
+    from smolvla_ros.plot_chunks import load_fk, log_from_traces, render_chunk_plot
     from smolvla_ros.sim.scene import JOINT_NAMES
-    fig, axes = plt.subplots(len(JOINT_NAMES), 1, figsize=(12, 12), sharex=True)
-    for offset, trace in traces:
-        if not trace.t:
-            continue
-        t = offset + np.asarray(trace.t)  # [N]
-        command = np.asarray(trace.command)  # [N, 6]
-        measured = np.asarray(trace.measured)  # [N, 6]
-        for j, ax in enumerate(axes):
-            for stamp, dt, positions in trace.chunks:
-                tc = offset + stamp + dt * np.arange(len(positions))  # [T]
-                ax.plot(tc, positions[:, j], color='tab:orange', lw=0.8, alpha=0.6)
-            ax.plot(t, command[:, j], color='tab:blue', lw=1.8)
-            ax.plot(t, measured[:, j], color='k', lw=0.8, ls='--')
-        for ax in axes:
-            ax.axvline(offset, color='grey', lw=0.5)
-    for j, ax in enumerate(axes):
-        ax.set_ylabel(f'{JOINT_NAMES[j]}\n(rad)')
-        ax.grid(alpha=0.3)
-    axes[0].plot([], [], color='tab:orange', label='predicted chunks')
-    axes[0].plot([], [], color='tab:blue', lw=1.8, label='executed command')
-    axes[0].plot([], [], color='k', ls='--', label='joint angle')
-    axes[0].legend(loc='upper right', fontsize=8)
-    axes[-1].set_xlabel('simulated time (s); grey lines: episode starts')
-    fig.suptitle('Predicted chunks vs executed commands per joint')
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+
+    render_chunk_plot(log_from_traces(traces, tuple(JOINT_NAMES)), path,
+                      load_fk(None, tuple(JOINT_NAMES)),
+                      title='Predicted chunks vs executed commands (simulated time)')

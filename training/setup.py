@@ -7,7 +7,7 @@ from setuptools import find_packages, setup
 PACKAGE = 'smolvla_training'
 
 CLIS: dict[str, str] = {
-    # 'smolvla-convert': 'smolvla_training.convert.cli:main',   (issue: bag -> LeRobot dataset)
+    'smolvla-convert': 'smolvla_training.convert.cli:main',
     # 'smolvla-train': 'smolvla_training.train.cli:main',       (issue: training)
 }
 

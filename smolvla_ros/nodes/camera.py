@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 
-import cv2
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
@@ -22,6 +21,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from smolvla_ros.hardware.cameras import CameraError, CameraSourceConfig, make_source
 from smolvla_ros.hardware.cameras.rate import RateMeter
+from smolvla_ros.opencv import cv2
 from smolvla_ros.ros.compressed import rgb_to_compressed
 from smolvla_ros.ros.image import numpy_to_image
 from smolvla_ros.ros.time import ns_to_stamp

@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 
-import cv2
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
@@ -41,6 +40,7 @@ from smolvla_ros.core.contract import default_contract_path, load_contract
 from smolvla_ros.core.executor_core import ExecutorConfig, ExecutorCore
 from smolvla_ros.core.stats import LatencyRecorder
 from smolvla_ros.core.types import InvalidDataError
+from smolvla_ros.opencv import cv2
 from smolvla_ros.ros.chunk import msg_to_chunk
 from smolvla_ros.ros.compressed import compressed_to_rgb
 from smolvla_ros.ros.errors import ConversionError

@@ -10,10 +10,10 @@ ROS image_transport write them, and image_transport's long form
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from sensor_msgs.msg import CompressedImage
 
+from smolvla_ros.opencv import cv2
 from smolvla_ros.ros.buffers import to_array, view
 from smolvla_ros.ros.errors import (
     ImageDecodeError,

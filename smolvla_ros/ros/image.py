@@ -13,10 +13,10 @@ No cv_bridge: the PyPI one is ROS 1 code and fails on numpy 2 (reference/platfor
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from sensor_msgs.msg import Image
 
+from smolvla_ros.opencv import cv2
 from smolvla_ros.ros.buffers import to_array, view
 from smolvla_ros.ros.errors import ImageSizeError, UnknownEncodingError
 from smolvla_ros.ros.time import ns_to_stamp

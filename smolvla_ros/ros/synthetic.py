@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
 from smolvla_ros.core.types import ObservationData
+from smolvla_ros.opencv import cv2
 
 # SO-100/SO-101 joint names, in the order LeRobot's so_follower reads them.
 SO101_JOINTS = ('shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll',

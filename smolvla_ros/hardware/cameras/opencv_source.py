@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from smolvla_ros.hardware.cameras.base import (
@@ -19,6 +18,7 @@ from smolvla_ros.hardware.cameras.base import (
     CameraSource,
     Pacer,
 )
+from smolvla_ros.opencv import cv2
 
 
 def _to_rgb(bgr: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:

@@ -5,10 +5,10 @@ live stream from a frozen one, and the pattern is cheap enough for 30 fps at 640
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from smolvla_ros.hardware.cameras.base import CameraConfigError, CameraSource, Pacer
+from smolvla_ros.opencv import cv2
 
 # SMPTE-like bars, RGB.
 _BARS = ((192, 192, 192), (192, 192, 0), (0, 192, 192), (0, 192, 0), (192, 0, 192),

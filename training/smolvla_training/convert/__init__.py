@@ -1,0 +1,1 @@
+"""rosbag2 -> LeRobot v3.0 conversion (``smolvla-convert``)."""
