@@ -18,7 +18,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 .PHONY: setup test lint demo bench clean distclean msgs help
 
 help:
-	@echo "make demo      run the async stack in simulation and write demo_out/ (sets up .venv if missing)"
+	@echo "make demo      SO-101 pick in MuJoCo through the async executor; writes demo_out/ (sets up .venv if missing)"
 	@echo "make test      run the test suite (sets up .venv if missing)"
 	@echo "make setup     create/update .venv: torch ($(TORCH_SPEC)), ROS 2 Kilted wheels, smolvla_msgs, packages"
 	@echo "make bench     run the benchmarks in bench/ and print their tables"
@@ -56,12 +56,6 @@ lint: setup
 	$(PY) -m ruff check smolvla_ros training test bench launch
 
 demo: setup
-	@if [ ! -f config/profiles/so101_demo.yaml ]; then \
-	  echo "make demo: not available yet. It runs the async stack on the MuJoCo simulation"; \
-	  echo "(profile config/profiles/so101_demo.yaml), which needs the simulator, the driver and"; \
-	  echo "the chunk executor; none of them has landed. See the open issues."; \
-	  exit 2; \
-	fi
 	$(PY) -m smolvla_ros.cli demo
 
 bench: setup
