@@ -23,6 +23,7 @@ NODES = {
     'so101_sim': 'smolvla_ros.nodes.so101_sim:main',
     'chunk_visualizer': 'smolvla_ros.nodes.chunk_visualizer:main',
     'oracle_policy_server': 'smolvla_ros.nodes.oracle_policy_server:main',
+    'recorder': 'smolvla_ros.nodes.recorder:main',
 }
 CLIS = {
     'smolvla-ros': 'smolvla_ros.cli:main',

@@ -106,7 +106,7 @@ def run_one(mode: str, latency_ms: int, window_s: float, image_size: int,
     env['PATH'] = os.path.dirname(sys.executable) + os.pathsep + env.get('PATH', '')
     log = workdir / f'{mode}_{latency_ms}.log'
     args = ['sim:=true', 'oracle:=true', f'extra_latency_ms:={float(latency_ms)}',
-            'max_obs_age_s:=0.35', f'image_size:={image_size}', f'port:={workdir / "bus"}']
+            'camera_max_age_s:=0.35', f'image_size:={image_size}', f'port:={workdir / "bus"}']
     with log.open('w') as out:
         proc = subprocess.Popen(_up_command(f'so101_{mode}', args), env=env, stdout=out,
                                 stderr=subprocess.STDOUT)

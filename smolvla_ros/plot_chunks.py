@@ -141,7 +141,13 @@ def _plot_3d(ax, log: ChunkLog, fk: ForwardKinematics) -> None:
             cols = None  # the executed stream lacks a joint FK needs: time plots only
         if cols is not None:
             tip = fk.tip_positions(log.executed.positions[:, cols]) * 1e3  # [N, 3] mm
-            ax.plot(tip[:, 0], tip[:, 1], tip[:, 2], color='k', lw=1.5, label='executed')
+            # One line per episode: no straight line across a reset.
+            cuts = np.searchsorted(log.executed.stamps_ns, sorted(log.markers_ns))
+            label = 'executed'
+            for part in np.split(tip, cuts):
+                if len(part):
+                    ax.plot(part[:, 0], part[:, 1], part[:, 2], color='k', lw=1.5, label=label)
+                    label = None
             ax.legend(loc='upper left', fontsize=8)
     _equal_axes(ax, log, fk)
     ax.set_xlabel('x (mm)')
@@ -263,7 +269,11 @@ def read_bag(path: str | os.PathLike[str], namespace: str | None = None) -> Chun
                       STATE_TOPIC: _pick(conns, STATE_TOPIC, namespace, JOINT_STATE_TYPE, False)}
             topic_of = {c.id: name for name, cs in picked.items() for c in cs}
             for conn, log_ns, raw in reader.messages(connections=sum(picked.values(), [])):
-                msg = reader.deserialize(raw, conn.msgtype)
+                try:
+                    msg = reader.deserialize(raw, conn.msgtype)
+                except Exception as exc:  # rosbags raises assorted errors on bad CDR: name it
+                    raise ChunkLogError(f'{bag}: cannot decode a {conn.msgtype} message on '
+                                        f'{conn.topic} at {log_ns} ns: {exc}') from exc
                 kind = topic_of[conn.id]
                 if kind == CHUNK_TOPIC:
                     chunks.append(_chunk_from_msg(msg, log_ns))

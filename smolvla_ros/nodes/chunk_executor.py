@@ -16,6 +16,7 @@ first answer of a returning policy resumes execution.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 import sys
 import threading
 import time
@@ -60,6 +61,10 @@ class ChunkExecutor(Node):
         p = self._param
         contract_file = p('contract_file', '', 'robot contract YAML (empty: config/contracts)')
         self.contract = c = load_contract(contract_file or default_contract_path())
+        camera_age = p('camera_max_age_s', 0.0, "cameras' max age (s); 0: the contract's")
+        if camera_age:  # slower cameras (the simulator's 10 Hz); the joint state keeps its age
+            self.contract = c = replace(c, cameras={
+                n: replace(cam, max_age_s=camera_age) for n, cam in c.cameras.items()})
         limits = [p(n, Parameter.Type.DOUBLE_ARRAY, f'{n} per contract joint (rad); unset: none')
                   for n in ('lower_limits', 'upper_limits')]
         self.config = ExecutorConfig(

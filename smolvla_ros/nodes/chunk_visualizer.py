@@ -204,7 +204,11 @@ def record_live(duration_s: float, namespace: str = ''):
 
     def on_state(kind: str):
         def cb(msg: JointState) -> None:
-            js = joint_state_to_numpy(msg)
+            try:
+                js = joint_state_to_numpy(msg)
+            except BAD_MESSAGE as exc:
+                node.get_logger().warning(f'skipped a {kind} message: {exc}')
+                return
             if js.position.size == len(js.names):
                 tracks[kind][0].append(js.stamp_ns)
                 tracks[kind][1].append(js.position.copy())

@@ -137,3 +137,60 @@ def test_bad_bags_fail_with_specific_errors(tmp_path: Path) -> None:
     assert cli_main(['plot-chunks', str(tmp_path / 'missing'), '--out',
                      str(tmp_path / 'y.png')]) == 2
     assert not (tmp_path / 'y.png').exists()
+
+
+def test_live_records_the_running_topics(tmp_path: Path, ros_env: dict[str, str]) -> None:
+    """`plot-chunks live` in a subprocess against chunks and executed actions published here."""
+    import subprocess
+    import sys
+    import threading
+
+    rclpy = pytest.importorskip('rclpy')
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import JointState
+    from smolvla_msgs.msg import ActionChunk
+
+    from smolvla_ros.core.types import ActionChunkData
+    from smolvla_ros.ros.chunk import chunk_to_msg
+
+    context = rclpy.context.Context()
+    rclpy.init(context=context, domain_id=int(ros_env['ROS_DOMAIN_ID']))
+    node = rclpy.create_node('fake_executor', context=context)
+    chunk_pub = node.create_publisher(ActionChunk, 'predicted_chunk', 10)
+    exec_pub = node.create_publisher(JointState, 'executed_action', 10)
+    count = {'n': 0}
+
+    def tick() -> None:
+        count['n'] += 1
+        now = node.get_clock().now()
+        if count['n'] % 10 == 1:
+            q = np.zeros((20, 6), np.float32)
+            q[:, 0] = np.linspace(0, 0.3, 20)
+            chunk_pub.publish(chunk_to_msg(ActionChunkData(now.nanoseconds, count['n'],
+                                                           tuple(JOINTS), DT, q)))
+        msg = JointState(name=JOINTS, position=[0.01 * (count['n'] % 30)] + [0.0] * 5)
+        msg.header.stamp = now.to_msg()
+        exec_pub.publish(msg)
+
+    node.create_timer(0.03, tick)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    out = tmp_path / 'live.png'
+    try:
+        proc = subprocess.run(
+            [sys.executable, '-m', 'smolvla_ros.cli', 'plot-chunks', 'live', '--duration', '4',
+             '--out', str(out)], env=ros_env, capture_output=True, text=True, timeout=120)
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+        spinner.join(timeout=5)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    import re
+
+    found = re.search(r'\((\d+) chunks, (\d+) executed actions\)', proc.stderr + proc.stdout)
+    assert found is not None, proc.stderr
+    assert int(found.group(1)) >= 2 and int(found.group(2)) >= 20  # ~4 s at 3 and 33 Hz
+    assert out.read_bytes()[:8] == PNG

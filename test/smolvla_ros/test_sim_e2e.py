@@ -120,7 +120,7 @@ def _wait_success(watcher: _Watcher, episode: int, timeout_s: float, proc: subpr
 
 def test_async_oracle_picks_the_cube_in_real_time_then_stops_cleanly(ros_env, tmp_path) -> None:
     log = tmp_path / 'up.log'
-    # Small frames keep the CPU renderer light on 2 cores; max_obs_age_s keeps the profile's
+    # Small frames keep the CPU renderer light on 2 cores; camera_max_age_s keeps the profile's
     # value, set from the 10 Hz render rate (config/profiles/so101_demo.yaml).
     command = _up_command('so101_demo', f'port:={tmp_path / "bus"}', 'seed:=3',
                           'image_size:=128', 'camera_hz:=10.0')

@@ -2,15 +2,20 @@
 pass through DDS (robot_description latched, markers published by the timer)."""
 from __future__ import annotations
 
+from pathlib import Path
+import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
 
-pytest.importorskip('rclpy')
+rclpy = pytest.importorskip('rclpy')
 pytest.importorskip('visualization_msgs')
 
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
@@ -98,8 +103,6 @@ def test_transforms_follow_the_urdf_tree(node: ChunkVisualizer) -> None:
 
 
 def test_publishes_description_and_markers_over_dds(rclpy_context, node) -> None:
-    from rclpy.node import Node
-
     listener = Node('listener', context=rclpy_context)
     got: dict[str, list] = {'markers': [], 'description': []}
     latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -121,3 +124,48 @@ def test_publishes_description_and_markers_over_dds(rclpy_context, node) -> None
     assert got['description'] and '<robot name="so101">' in got['description'][0].data
     executed = [m for arr in got['markers'] for m in arr.markers if m.ns == 'executed']
     assert executed and len(executed[-1].points) >= 2
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_runs_in_the_simulation_profile(tmp_path: Path, ros_env: dict[str, str]) -> None:
+    """`smolvla-ros up so101_async sim:=true oracle:=true visualize:=true`: real chunks' markers."""
+    # Listen on the subprocesses' domain (the one ros_env picked).
+    context = rclpy.context.Context()
+    rclpy.init(context=context, domain_id=int(ros_env['ROS_DOMAIN_ID']))
+    listener = Node('sim_listener', context=context)
+    seen: list[MarkerArray] = []
+    listener.create_subscription(MarkerArray, 'chunk_markers', seen.append, 10)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(listener)
+    log = tmp_path / 'up.log'
+    cmd = [str(Path(sys.executable).parent / 'smolvla-ros'), 'up', 'so101_async', 'sim:=true',
+           'oracle:=true', 'visualize:=true', 'max_obs_age_s:=0.5', 'camera_hz:=5.0',
+           'image_size:=64', f'port:={tmp_path / "bus"}']
+
+    def ready() -> bool:
+        return any({'predicted_chunk', 'executed', 'ghost'} <= {m.ns for m in arr.markers}
+                   for arr in seen)
+
+    with log.open('w') as out:
+        up = subprocess.Popen(cmd, env=ros_env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120  # a failure bound, not a speed goal
+            while time.monotonic() < deadline and up.poll() is None and not ready():
+                executor.spin_once(timeout_sec=0.2)
+        finally:
+            up.send_signal(signal.SIGINT)
+            try:
+                up.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                up.kill()
+                up.wait()
+            executor.shutdown()
+            listener.destroy_node()
+            rclpy.try_shutdown(context=context)
+    assert ready(), log.read_text()[-3000:]
+    arr = next(a for a in reversed(seen) if 'predicted_chunk' in {m.ns for m in a.markers})
+    chunk = next(m for m in arr.markers if m.ns == 'predicted_chunk')
+    assert len(chunk.points) == len(chunk.colors) == 50  # the oracle's 50-step chunks
+    tips = np.array([[p.x, p.y, p.z] for p in chunk.points])
+    assert np.all(np.linalg.norm(tips, axis=1) < 0.6)  # within the SO-101's reach of base_link

@@ -8,7 +8,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from smolvla_training.convert.converter import ConvertConfig, convert, plan_bag
 from smolvla_training.convert.synthetic_bag import camera_image, jittery_spec, write_bag
 from smolvla_training.convert.video import VideoWriter

@@ -1,0 +1,192 @@
+"""recorder: the contract's topics, commands, task and episode events into a rosbag2 mcap bag.
+
+The pip-only stand-in for ``ros2 bag record`` (DESIGN §9): raw (serialized) subscriptions hand
+CDR bytes to a queue, and one writer thread owns the rosbags ``Writer`` (sqlite3 writers must be
+used from the thread that created them; mcap does not care), so callbacks never block on disk.
+Episodes are marked in the bag itself: services ``~/start_episode``, ``~/stop_episode`` and
+``~/discard_episode`` (std_srvs/Trigger) publish ``start``/``stop``/``discard`` on ``episode``
+(std_msgs/String), which the recorder records like any other topic, so a teleop operator (or a
+script, or the simulator's expert) marks episodes and ``smolvla-convert`` splits the bag on them.
+
+The bag is finalised (metadata.yaml, mcap summary) on Ctrl-C, SIGTERM or node destruction. A
+SIGKILL leaves the data chunks without the summary; keep recordings short or per session.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+import queue
+import sys
+import threading
+
+from rcl_interfaces.msg import ParameterDescriptor
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from smolvla_ros.core.contract import default_contract_path, load_contract
+
+EPISODE_TOPIC = 'episode'
+_TYPES = {JointState: 'sensor_msgs/msg/JointState', CompressedImage:
+          'sensor_msgs/msg/CompressedImage', Image: 'sensor_msgs/msg/Image',
+          String: 'std_msgs/msg/String'}
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    """Frozen node parameters."""
+
+    contract: str
+    output_dir: str
+    bag_name: str
+    storage: str
+    queue_size: int
+
+    def __post_init__(self) -> None:
+        if self.storage not in ('mcap', 'sqlite3'):
+            raise ValueError(f'storage must be mcap or sqlite3, got {self.storage!r}')
+        if self.queue_size < 1:
+            raise ValueError(f'queue_size must be >= 1, got {self.queue_size}')
+
+
+class BagWriterThread:
+    """One thread that owns the rosbags Writer; ``put`` is safe from any callback thread."""
+
+    def __init__(self, path: Path, storage: str, topics: dict[str, str]) -> None:
+        self.path, self._storage, self._topics = path, storage, topics
+        self._queue: queue.Queue = queue.Queue()
+        self.written = dict.fromkeys(topics, 0)
+        self.error: BaseException | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name='bag_writer', daemon=True)
+        self._thread.start()
+        self._ready.wait(10.0)
+        if self.error is not None:
+            raise RuntimeError(f'cannot create the bag {path}: {self.error}') from self.error
+
+    def put(self, topic: str, t_ns: int, raw: bytes) -> None:
+        self._queue.put((topic, t_ns, raw))
+
+    def _run(self) -> None:
+        try:
+            ts = get_typestore(Stores.ROS2_KILTED)
+            plugin = StoragePlugin.MCAP if self._storage == 'mcap' else StoragePlugin.SQLITE3
+            writer = Writer(self.path, version=9, storage_plugin=plugin)
+            writer.open()
+            conns = {t: writer.add_connection(t, ty, typestore=ts)
+                     for t, ty in self._topics.items()}
+        except Exception as exc:  # reported to the constructor, which raises it
+            self.error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    break
+                topic, t_ns, raw = item
+                writer.write(conns[topic], t_ns, raw)
+                self.written[topic] += 1
+        except Exception as exc:  # kept for close(); the node logs it
+            self.error = exc
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        """Write what is queued, finalise the bag, join the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+
+class Recorder(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__('recorder', **kwargs)
+        p = self._param
+        self.config = RecorderConfig(
+            contract=p('contract', '', 'robot contract YAML (default: the so101 contract)'),
+            output_dir=p('output_dir', 'bags', 'directory the bag directory is created in'),
+            bag_name=p('bag_name', '', 'bag directory name (default: rec_<date>_<time>)'),
+            storage=p('storage', 'mcap', 'rosbag2 storage: mcap or sqlite3'),
+            queue_size=p('queue_size', 100, 'subscription queue depth per topic'))
+        contract = load_contract(self.config.contract or default_contract_path())
+        topics: dict[str, type] = {contract.state.topic: JointState,
+                                   contract.action.topic: JointState,
+                                   contract.task.topic: String, EPISODE_TOPIC: String}
+        for cam in contract.cameras.values():
+            topics[cam.topic] = CompressedImage if cam.compressed else Image
+        resolved = {self.resolve_topic_name(t): cls for t, cls in topics.items()}
+        name = self.config.bag_name or datetime.now().strftime('rec_%Y%m%d_%H%M%S')
+        self.bag_path = Path(self.config.output_dir).expanduser() / name
+        self.bag_path.parent.mkdir(parents=True, exist_ok=True)
+        self.writer = BagWriterThread(self.bag_path, self.config.storage,
+                                      {t: _TYPES[cls] for t, cls in resolved.items()})
+        latched = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        for topic, cls in resolved.items():
+            qos = latched if topic == self.resolve_topic_name(contract.task.topic) else \
+                self.config.queue_size
+            self.create_subscription(cls, topic, self._callback(topic), qos, raw=True)
+        self._event_pub = self.create_publisher(String, EPISODE_TOPIC, 10)
+        self.episode_open = False
+        for event in ('start', 'stop', 'discard'):
+            self.create_service(Trigger, f'~/{event}_episode', self._service(event))
+        self.get_logger().info(f'recording {sorted(resolved)} into {self.bag_path}')
+
+    def _param(self, name: str, default, description: str):
+        return self.declare_parameter(
+            name, default, ParameterDescriptor(description=description, read_only=True)).value
+
+    def _callback(self, topic: str):
+        def on_message(raw: bytes) -> None:
+            self.writer.put(topic, self.get_clock().now().nanoseconds, raw)
+        return on_message
+
+    def _service(self, event: str):
+        def handle(_request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+            if event == 'stop' and not self.episode_open:
+                response.success, response.message = False, 'no episode is open'
+                return response
+            self._event_pub.publish(String(data=event))
+            self.episode_open = event == 'start'
+            response.success, response.message = True, f'episode {event}'
+            self.get_logger().info(f'episode {event}')
+            return response
+        return handle
+
+    def close(self) -> dict[str, int]:
+        """Finalise the bag; returns the messages written per topic."""
+        self.writer.close()
+        if self.writer.error is not None:
+            self.get_logger().error(f'bag writer failed: {self.writer.error}')
+        self.get_logger().info(f'bag {self.bag_path} closed: {self.writer.written}')
+        return dict(self.writer.written)
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = Recorder()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ValueError, RuntimeError) as exc:  # bad parameters, contract, or output directory
+        rclpy.logging.get_logger('recorder').fatal(str(exc))
+        return 2
+    finally:
+        if node is not None:
+            node.close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
