@@ -53,7 +53,7 @@ test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup
-	$(PY) -m ruff check smolvla_ros training test bench launch
+	$(PY) -m ruff check smolvla_ros training test bench launch setup.py
 
 demo: setup
 	$(PY) -m smolvla_ros.cli demo

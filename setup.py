@@ -12,7 +12,7 @@ PACKAGE = 'smolvla_ros'
 
 # ros2 run smolvla_ros NAME  ==  console script NAME on the pip-only path (DESIGN §5).
 NODES = {
-    # Diagnostics: a PredictChunk server without inference and a client that measures the round trip.
+    # Diagnostics: a PredictChunk server without inference, a client measuring the round trip.
     'null_policy_server': 'smolvla_ros.nodes.null_policy_server:main',
     'predict_probe': 'smolvla_ros.nodes.predict_probe:main',
     'feetech_driver': 'smolvla_ros.nodes.feetech_driver:main',

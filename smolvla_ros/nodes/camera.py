@@ -14,19 +14,16 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from smolvla_ros.hardware.cameras import CameraError, CameraSourceConfig, make_source
 from smolvla_ros.hardware.cameras.rate import RateMeter
+from smolvla_ros.nodes.node_main import run_node
 from smolvla_ros.opencv import cv2
 from smolvla_ros.ros.compressed import rgb_to_compressed
 from smolvla_ros.ros.image import numpy_to_image
 from smolvla_ros.ros.time import ns_to_stamp
-
-EXIT_BAD_SETUP = 2
 
 
 class CameraNode(Node):
@@ -144,21 +141,7 @@ class CameraNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Console script ``camera``; exit 2 when the source cannot be opened or a parameter is bad."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = CameraNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, CameraError) as exc:
-        rclpy.logging.get_logger('camera').fatal(f'{type(exc).__name__}: {exc}')
-        return EXIT_BAD_SETUP
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(CameraNode, 'camera', args, setup_errors=(ValueError, CameraError))
 
 
 if __name__ == '__main__':

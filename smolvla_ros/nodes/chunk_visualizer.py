@@ -20,7 +20,6 @@ from geometry_msgs.msg import Point, TransformStamped
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import JointState
@@ -37,6 +36,7 @@ from smolvla_ros.core.chunk_markers import (
 from smolvla_ros.core.kinematics import ForwardKinematics, matrix_to_quaternion
 from smolvla_ros.core.types import InvalidDataError
 from smolvla_ros.core.urdf_model import UrdfError, default_urdf_path, robot_description
+from smolvla_ros.nodes.node_main import run_node
 from smolvla_ros.ros.chunk import msg_to_chunk
 from smolvla_ros.ros.errors import ConversionError
 from smolvla_ros.ros.joint_state import joint_state_to_numpy
@@ -236,21 +236,7 @@ def record_live(duration_s: float, namespace: str = ''):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = ChunkVisualizer()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, UrdfError) as exc:  # bad parameters or robot description
-        rclpy.logging.get_logger('chunk_visualizer').fatal(str(exc))
-        return 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(ChunkVisualizer, 'chunk_visualizer', args, setup_errors=(ValueError, UrdfError))
 
 
 if __name__ == '__main__':

@@ -12,8 +12,6 @@ import sys
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool
@@ -23,6 +21,7 @@ from smolvla_ros.core.arm_control import ArmController, ArmState, TorqueRequestE
 from smolvla_ros.hardware.feetech.bus import FeetechBus, Motor
 from smolvla_ros.hardware.feetech.calibration import load_calibration
 from smolvla_ros.hardware.feetech.errors import FeetechError
+from smolvla_ros.nodes.node_main import run_node
 from smolvla_ros.ros.joint_state import joint_state_to_numpy, numpy_to_joint_state
 
 # ArmConfig field -> description; defaults come from ArmConfig itself (one source of truth).
@@ -162,22 +161,7 @@ def _ros_default(value):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = FeetechDriver()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, FeetechError) as exc:  # bad parameters or calibration: fail fast
-        rclpy.logging.get_logger('feetech_driver').fatal(str(exc))
-        return 2
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(FeetechDriver, 'feetech_driver', args, setup_errors=(ValueError, FeetechError))
 
 
 if __name__ == '__main__':

@@ -10,8 +10,6 @@ from __future__ import annotations
 import sys
 
 from rcl_interfaces.msg import ParameterDescriptor
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
@@ -21,6 +19,7 @@ from smolvla_ros.core.teleop_mapping import TeleopMapping, build_mapping
 from smolvla_ros.hardware.feetech.calibration import load_calibration
 from smolvla_ros.hardware.feetech.errors import FeetechError
 from smolvla_ros.hardware.feetech.tables import SO101_MOTOR_IDS
+from smolvla_ros.nodes.node_main import run_node
 from smolvla_ros.ros.joint_state import joint_state_to_numpy, numpy_to_joint_state
 
 
@@ -78,21 +77,7 @@ class Teleop(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = Teleop()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, FeetechError) as exc:  # bad mapping parameters or calibration files
-        rclpy.logging.get_logger('teleop').fatal(str(exc))
-        return 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(Teleop, 'teleop', args, setup_errors=(ValueError, FeetechError))
 
 
 if __name__ == '__main__':
