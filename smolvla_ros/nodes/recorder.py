@@ -128,10 +128,9 @@ class Recorder(Node):
         self.bag_path.parent.mkdir(parents=True, exist_ok=True)
         self.writer = BagWriterThread(self.bag_path, self.config.storage,
                                       {t: _TYPES[cls] for t, cls in resolved.items()})
-        latched = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        task_topic = self.resolve_topic_name(contract.task.topic)
         for topic, cls in resolved.items():
-            qos = latched if topic == self.resolve_topic_name(contract.task.topic) else \
-                self.config.queue_size
+            qos = self._task_qos(task_topic) if topic == task_topic else self.config.queue_size
             self.create_subscription(cls, topic, self._callback(topic), qos, raw=True)
         self._event_pub = self.create_publisher(String, EPISODE_TOPIC, 10)
         self.episode_open = False
@@ -142,6 +141,16 @@ class Recorder(Node):
     def _param(self, name: str, default, description: str):
         return self.declare_parameter(
             name, default, ParameterDescriptor(description=description, read_only=True)).value
+
+    def _task_qos(self, topic: str) -> QoSProfile:
+        """Transient-local when every task publisher already up offers it (to get the latched
+        task), else volatile, which matches publishers of both kinds (as ros2 bag record adapts).
+        """
+        pubs = self.get_publishers_info_by_topic(topic)
+        latched = bool(pubs) and all(
+            p.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in pubs)
+        return QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL if latched
+                          else DurabilityPolicy.VOLATILE)
 
     def _callback(self, topic: str):
         def on_message(raw: bytes) -> None:

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+import yaml
 
 pytest.importorskip('rclpy')
 pytest.importorskip('smolvla_ros.sim.world')  # sets MUJOCO_GL before mujoco loads
@@ -24,6 +25,7 @@ from sensor_msgs.msg import CompressedImage, JointState  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
+from smolvla_ros.core.contract import default_contract_path, load_contract  # noqa: E402
 from smolvla_ros.core.dataset_units import DatasetUnits  # noqa: E402
 from smolvla_ros.nodes.recorder import Recorder  # noqa: E402
 from smolvla_ros.ros.compressed import rgb_to_compressed  # noqa: E402
@@ -48,16 +50,16 @@ def test_sim_teleop_session_records_converts_and_reads_back(tmp_path, rclpy_cont
     from smolvla_training.convert.synthetic_bag import small_contract
     from smolvla_training.dataset.reader import LeRobotDatasetReader
 
-    contract = small_contract()
+    # Small frames, and max ages loose enough for a teleop loop paced by a loaded 2-core CI
+    # machine (IK and rendering in the loop); the grid logic itself is tested in test/training.
     path = tmp_path / 'contract.yaml'
-    import yaml
-
-    from smolvla_ros.core.contract import default_contract_path
     data = yaml.safe_load(default_contract_path().read_text())
     for cam in data['cameras'].values():
-        cam['width'], cam['height'] = 64, 48
-    data['calibration_file'] = str(contract.calibration_file)
+        cam['width'], cam['height'], cam['max_age_s'] = 64, 48, 0.5
+    data['state']['max_age_s'] = 0.5
+    data['calibration_file'] = str(small_contract().calibration_file)
     path.write_text(yaml.safe_dump(data))
+    contract = load_contract(path)
     rec = Recorder(context=rclpy_context, parameter_overrides=[
         Parameter('contract', value=str(path)), Parameter('output_dir', value=str(tmp_path)),
         Parameter('bag_name', value='session')])
@@ -75,7 +77,7 @@ def test_sim_teleop_session_records_converts_and_reads_back(tmp_path, rclpy_cont
     executor = SingleThreadedExecutor(context=rclpy_context)
     executor.add_node(node)
     deadline = time.monotonic() + 20
-    while (any(p.get_subscription_count() == 0 for p in (js, cmd, *cams.values()))
+    while (any(p.get_subscription_count() == 0 for p in (js, cmd, task, *cams.values()))
            or not start.service_is_ready()) and time.monotonic() < deadline:
         executor.spin_once(timeout_sec=0.05)
 
@@ -118,8 +120,8 @@ def test_sim_teleop_session_records_converts_and_reads_back(tmp_path, rclpy_cont
     assert written['/cameras/wrist/image_raw/compressed'] == tick
 
     result = convert([tmp_path / 'session'], contract, tmp_path / 'ds',
-                     ConvertConfig(vcodec='h264', progress=False))
-    assert result.episodes == 1 and result.frames >= 30
+                     ConvertConfig(vcodec='h264', progress=False, action_max_age_s=0.5))
+    assert result.episodes == 1 and result.frames >= 30, result.sync_report[0]['streams']
     assert check_dataset(result.root)['frames'] == result.frames
     reader = LeRobotDatasetReader(result.root, action_horizon=10)
     item = reader[len(reader) // 2]

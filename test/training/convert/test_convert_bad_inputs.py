@@ -41,6 +41,12 @@ def test_truncated_mcap(tmp_path, contract) -> None:
     _assert_fails(tmp_path, [bag], contract, BagOpenError, 'truncated|cannot open')
 
 
+def test_unfinalised_recording(tmp_path, contract) -> None:
+    bag = write_bag(tmp_path / 'bag', jittery_spec(0.5))
+    (bag / 'metadata.yaml').unlink()  # what a SIGKILLed writer leaves
+    _assert_fails(tmp_path, [bag], contract, BagOpenError, 'never finalised')
+
+
 def test_missing_bag_and_not_a_bag(tmp_path, contract) -> None:
     _assert_fails(tmp_path, [tmp_path / 'nope'], contract, BagOpenError, 'no such bag')
     (tmp_path / 'junk').mkdir()

@@ -30,7 +30,7 @@ def test_two_bags_convert_to_a_checked_dataset(tmp_path, contract, storage) -> N
     result = convert(bags, contract, out, H264)
     assert (result.episodes, result.frames) == (2, 30 + 45)
     info = json.loads((out / 'meta/info.json').read_text())
-    assert info['codebase_version'] == 'v3.0' and info['fps'] == 30.0
+    assert info['codebase_version'] == 'v3.0' and info['fps'] == 30 and isinstance(info['fps'], int)
     assert (info['total_episodes'], info['total_frames'], info['total_tasks']) == (2, 75, 2)
     assert info['features']['observation.images.front']['info']['video.codec'] == 'h264'
     assert info['features']['action']['names'][0] == 'shoulder_pan.pos'
@@ -102,3 +102,15 @@ def test_fps_option_resamples(tmp_path, contract) -> None:
     cfg = ConvertConfig(vcodec='h264', progress=False, fps=15.0)
     result = convert([bag], contract, tmp_path / 'ds', cfg)
     assert result.frames == 15 and check_dataset(result.root)['fps'] == 15.0
+
+
+def test_metadata_reads_as_lerobot_reads_it(tmp_path, contract) -> None:
+    """LeRobot loads meta/tasks.parquet with pandas and expects the task string as the index."""
+    pd = pytest.importorskip('pandas')
+    bag = write_bag(tmp_path / 'bag', jittery_spec(0.5, tasks=[(T0, 'wave')]))
+    out = convert([bag], contract, tmp_path / 'ds', H264).root
+    tasks = pd.read_parquet(out / 'meta/tasks.parquet')
+    assert tasks.index.name == 'task' and tasks.loc['wave', 'task_index'] == 0
+    eps = pd.read_parquet(out / 'meta/episodes/chunk-000/file-000.parquet')
+    assert eps.loc[0, 'length'] == eps.loc[0, 'dataset_to_index']
+    assert list(eps.loc[0, 'tasks']) == ['wave']

@@ -111,6 +111,9 @@ class BagStreams:
 def _open(path: Path, typestore: Typestore) -> AnyReader:
     if not path.exists():
         raise BagOpenError(f'{path}: no such bag')
+    if path.is_dir() and not (path / 'metadata.yaml').exists() and any(path.glob('*.mcap')):
+        raise BagOpenError(f'{path}: no metadata.yaml beside the .mcap: the recording was not '
+                           'closed (process killed?), so the bag was never finalised')
     try:
         reader = AnyReader([path], default_typestore=typestore)
         reader.open()

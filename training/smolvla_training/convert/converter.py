@@ -20,7 +20,7 @@ import tempfile
 
 import numpy as np
 
-from smolvla_ros.core.contract import RobotContract
+from smolvla_ros.core.contract import CameraSpec, RobotContract
 from smolvla_ros.core.dataset_units import DatasetUnits
 from smolvla_training import lerobot_format as fmt
 from smolvla_training.convert import stats as st
@@ -108,42 +108,54 @@ def _write_videos(tmp: Path, bag: Path, contract: RobotContract, config: Convert
                   plans: list[EpisodePlan], records: list[EpisodeRecord],
                   writers: dict[str, VideoWriter], file_numbers: dict[str, int], ts,
                   fps: float) -> None:
-    """Pass 2: decode each camera's chosen frames into its mp4; fill video locations + stats."""
+    """Pass 2: each camera's chosen frames into its mp4, camera after camera.
+
+    Sequential on purpose: libsvtav1 and libx264 already use every core (a thread per camera
+    measured no faster on 2 cores).
+    """
     for cam in contract.cameras.values():
-        key = cam.feature
-        indices = np.concatenate([p.indices[cam.name] for p in plans])  # [sum N]
-        frames = iter_camera_frames(bag, contract, cam.name, indices, ts, config.namespace)
-        bar = progress_bar(int(indices.size), f'{bag.name} {cam.name}', config.progress)
-        try:
-            for plan, rec in zip(plans, records, strict=True):
-                writer = writers.get(key)
-                if writer is not None and writer.size_mb() >= fmt.VIDEO_FILES_SIZE_IN_MB:
-                    writer.close()
-                    file_numbers[key] += 1
-                    writer = None
-                if writer is None:
-                    chunk, file = fmt.chunk_and_file(file_numbers[key])
-                    path = tmp / fmt.VIDEO_PATH.format(video_key=key, chunk_index=chunk,
-                                                       file_index=file)
-                    writer = writers[key] = VideoWriter(path, cam.width, cam.height, fps,
-                                                        config.vcodec)
-                start = writer.frames
-                wanted = set(st.sample_indices(plan.length).tolist())
-                sampled = []
-                for k in range(plan.length):
-                    rgb = next(frames)
-                    writer.write(rgb)
-                    if k in wanted:
-                        sampled.append(rgb)
-                    bar.update(1)
+        _write_camera(tmp, bag, contract, cam, config, plans, records, writers, file_numbers,
+                      ts, fps)
+
+
+def _write_camera(tmp: Path, bag: Path, contract: RobotContract, cam: CameraSpec,
+                  config: ConvertConfig, plans: list[EpisodePlan], records: list[EpisodeRecord],
+                  writers: dict[str, VideoWriter], file_numbers: dict[str, int], ts,
+                  fps: float) -> None:
+    key = cam.feature
+    indices = np.concatenate([p.indices[cam.name] for p in plans])  # [sum N]
+    frames = iter_camera_frames(bag, contract, cam.name, indices, ts, config.namespace)
+    bar = progress_bar(int(indices.size), f'{bag.name} {cam.name}', config.progress)
+    try:
+        for plan, rec in zip(plans, records, strict=True):
+            writer = writers.get(key)
+            if writer is not None and writer.size_mb() >= fmt.VIDEO_FILES_SIZE_IN_MB:
+                writer.close()
+                file_numbers[key] += 1
+                writer = None
+            if writer is None:
                 chunk, file = fmt.chunk_and_file(file_numbers[key])
-                rec.videos[key] = {'chunk_index': chunk, 'file_index': file,
-                                   'from_timestamp': start / fps,
-                                   'to_timestamp': writer.frames / fps}
-                rec.image_stats[key] = st.image_stats(sampled)
-        finally:
-            frames.close()
-            bar.close()
+                path = tmp / fmt.VIDEO_PATH.format(video_key=key, chunk_index=chunk,
+                                                   file_index=file)
+                writer = writers[key] = VideoWriter(path, cam.width, cam.height, fps,
+                                                    config.vcodec)
+            start = writer.frames
+            wanted = set(st.sample_indices(plan.length).tolist())
+            sampled = []
+            for k in range(plan.length):
+                rgb = next(frames)
+                writer.write(rgb)
+                if k in wanted:
+                    sampled.append(rgb)
+                bar.update(1)
+            chunk, file = fmt.chunk_and_file(file_numbers[key])
+            rec.videos[key] = {'chunk_index': chunk, 'file_index': file,
+                               'from_timestamp': start / fps,
+                               'to_timestamp': writer.frames / fps}
+            rec.image_stats[key] = st.image_stats(sampled)
+    finally:
+        frames.close()
+        bar.close()
 
 
 def convert(bags: Sequence[str | os.PathLike[str]], contract: RobotContract,

@@ -142,13 +142,18 @@ def _write_tasks(root: Path, tasks: dict[str, int]) -> None:
     _write_table(root, fmt.TASKS_PATH, table)
 
 
+def json_fps(fps: float) -> int | float:
+    """30.0 -> 30: LeRobot writes an integral fps as an int."""
+    return int(fps) if float(fps).is_integer() else float(fps)
+
+
 def build_features(contract: RobotContract, fps: float, codec: str) -> dict:
     """info.json ``features``: the contract's robot features with video info, then defaults."""
     features = contract.dataset_features()
     for cam in contract.cameras.values():
         features[cam.feature]['info'] = {
             'video.height': cam.height, 'video.width': cam.width, 'video.codec': codec,
-            'video.pix_fmt': 'yuv420p', 'video.is_depth_map': False, 'video.fps': fps,
+            'video.pix_fmt': 'yuv420p', 'video.is_depth_map': False, 'video.fps': json_fps(fps),
             'video.channels': 3, 'video.g': 2, 'video.crf': 30, 'has_audio': False}
     features.update(json.loads(json.dumps(fmt.DEFAULT_FEATURES)))
     return features
@@ -161,7 +166,7 @@ def write_info(root: Path, contract: RobotContract, fps: float, features: dict,
         'total_episodes': total_episodes, 'total_frames': total_frames,
         'total_tasks': total_tasks, 'chunks_size': fmt.CHUNKS_SIZE,
         'data_files_size_in_mb': fmt.DATA_FILES_SIZE_IN_MB,
-        'video_files_size_in_mb': fmt.VIDEO_FILES_SIZE_IN_MB, 'fps': fps,
+        'video_files_size_in_mb': fmt.VIDEO_FILES_SIZE_IN_MB, 'fps': json_fps(fps),
         'splits': {'train': f'0:{total_episodes}'}, 'data_path': fmt.DATA_PATH,
         'video_path': fmt.VIDEO_PATH if contract.cameras else None, 'features': features}
     (root / 'meta').mkdir(parents=True, exist_ok=True)
