@@ -2,13 +2,19 @@
 
 Every decision is in :class:`smolvla_ros.core.executor_core.ExecutorCore` (queue, trigger,
 fusion, safety, latency, metrics) and :class:`~smolvla_ros.core.assembly.ObservationAssembler`
-(as-of alignment, max age); this node wires them to ROS with three callback groups under a
-MultiThreadedExecutor, so the PredictChunk round trip never blocks the control tick:
+(as-of alignment, max age); this node wires them to ROS:
 
-* control: the ``control_hz`` timer -> ``joint_commands`` + ``executed_action`` (stamp = due time);
-* request: a timer at the same rate asks the trigger, assembles the observation (decode, resize
-  to the contract's policy size, JPEG) and sends it with ``call_async``;
-* io: joint_states, camera and task subscriptions, the service answers, ``/diagnostics``.
+* the ``control_hz`` timer -> ``joint_commands`` + ``executed_action`` (stamp = due time);
+* a timer at the same rate asks the trigger, assembles the observation (decode, resize to the
+  contract's policy size, JPEG) and sends it with ``call_async``: the round trip never blocks;
+* joint_states, camera and task subscriptions, the service answers, ``/diagnostics``.
+
+It spins a SingleThreadedExecutor. Every callback is short (the longest, building a request, is a
+few ms of JPEG work) and the service call is asynchronous, so nothing waits on the policy. The
+first version ran three callback groups under a MultiThreadedExecutor; with the Kilted rclpy
+wheels that executor re-yielded ready timers and subscriptions ~17x per period and burnt a whole
+core (6.8 s of CPU in 6 s against 1.4 s single-threaded), which starved the tick by up to ~0.9 s
+on a 2-core machine.
 
 A stale or missing stream means no request (counted, named in the log). A policy that stops
 answering leaves the arm holding its last command; requests time out and are retried, and the
@@ -24,9 +30,6 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
-import rclpy
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
@@ -41,6 +44,7 @@ from smolvla_ros.core.contract import default_contract_path, load_contract
 from smolvla_ros.core.executor_core import ExecutorConfig, ExecutorCore
 from smolvla_ros.core.stats import LatencyRecorder
 from smolvla_ros.core.types import InvalidDataError
+from smolvla_ros.nodes.node_main import run_node
 from smolvla_ros.opencv import cv2
 from smolvla_ros.ros.chunk import msg_to_chunk
 from smolvla_ros.ros.compressed import compressed_to_rgb
@@ -49,8 +53,6 @@ from smolvla_ros.ros.image import image_to_rgb
 from smolvla_ros.ros.joint_state import joint_state_to_numpy, numpy_to_joint_state
 from smolvla_ros.ros.observation import ImageEncoding, observation_to_msg
 from smolvla_ros.ros.time import ns_to_stamp, stamp_to_ns
-
-EXIT_BAD_SETUP = 2
 
 
 class ChunkExecutor(Node):
@@ -99,25 +101,22 @@ class ChunkExecutor(Node):
         self._last_tick: float | None = None
         self._no_service = 0
 
-        control, request, io = (MutuallyExclusiveCallbackGroup() for _ in range(3))
         self._cmd_pub = self.create_publisher(JointState, c.action.topic, 10)
         self._exec_pub = self.create_publisher(JointState, 'executed_action', 10)
         self._chunk_pub = self.create_publisher(ActionChunk, 'predicted_chunk', 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(JointState, c.state.topic, self._on_joint_state, 10,
-                                 callback_group=io)
+        self.create_subscription(JointState, c.state.topic, self._on_joint_state, 10)
         for cam in c.cameras.values():
             kind, qos = (CompressedImage, qos_profile_sensor_data) if cam.compressed else (
                 Image, 2)
-            self.create_subscription(kind, cam.topic, self._image_callback(cam.name), qos,
-                                     callback_group=io)
+            self.create_subscription(kind, cam.topic, self._image_callback(cam.name), qos)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.create_subscription(String, c.task.topic, self._on_task, latched, callback_group=io)
-        self.client = self.create_client(PredictChunk, service, callback_group=io)
+        self.create_subscription(String, c.task.topic, self._on_task, latched)
+        self.client = self.create_client(PredictChunk, service)
         period = 1.0 / self.config.control_hz
-        self.create_timer(period, self._on_tick, callback_group=control)
-        self.create_timer(period, self._on_request_timer, callback_group=request)
-        self.create_timer(diag_period, self._publish_diagnostics, callback_group=io)
+        self.create_timer(period, self._on_tick)
+        self.create_timer(period, self._on_request_timer)
+        self.create_timer(diag_period, self._publish_diagnostics)
         self.get_logger().info(
             f'{self.config.mode} at {self.config.control_hz:g} Hz, fusion {self.config.fusion}, '
             f'threshold {self.config.chunk_threshold:g}, service {self.client.srv_name}, '
@@ -261,23 +260,7 @@ class ChunkExecutor(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Console script ``chunk_executor``; exit 2 when the setup is invalid (named in the log)."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = ChunkExecutor()
-        executor = MultiThreadedExecutor(num_threads=3)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ValueError as exc:  # contract or parameters
-        rclpy.logging.get_logger('chunk_executor').fatal(f'{type(exc).__name__}: {exc}')
-        return EXIT_BAD_SETUP
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(ChunkExecutor, 'chunk_executor', args, setup_errors=(ValueError,))
 
 
 if __name__ == '__main__':

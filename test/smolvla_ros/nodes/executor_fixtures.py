@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, JointState
 from smolvla_msgs.srv import PredictChunk
@@ -128,21 +128,30 @@ class Recorder(Node):
 
 
 class Spin:
-    """Spin nodes in a MultiThreadedExecutor on a background thread inside a with-block."""
+    """Spin each node in its own SingleThreadedExecutor thread inside a with-block.
 
-    def __init__(self, context, *nodes, threads: int = 4) -> None:
-        self.executor = MultiThreadedExecutor(num_threads=threads, context=context)
+    One executor per node, as in deployment where every node is its own process (and spins
+    single-threaded: see the chunk_executor module docstring for why not MultiThreadedExecutor).
+    """
+
+    def __init__(self, context, *nodes) -> None:
+        self.executors = []
         for node in nodes:
-            self.executor.add_node(node)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+            executor = SingleThreadedExecutor(context=context)
+            executor.add_node(node)
+            self.executors.append(executor)
+        self._threads = [threading.Thread(target=e.spin, daemon=True) for e in self.executors]
 
     def __enter__(self) -> Spin:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.executor.shutdown(timeout_sec=5.0)
-        self._thread.join(timeout=5.0)
+        for executor in self.executors:
+            executor.shutdown(timeout_sec=5.0)
+        for thread in self._threads:
+            thread.join(timeout=5.0)
 
 
 def wait_until(predicate, timeout_s: float, poll_s: float = 0.05) -> bool:

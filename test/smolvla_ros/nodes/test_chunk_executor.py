@@ -66,9 +66,7 @@ def test_commands_follow_the_analytic_policy_at_due_times(rclpy_context, tmp_pat
     error = np.abs(positions - expected).max()
     # Fusion reads the queued plan at the due times of a chunk stamped off the old grid (linear
     # interpolation: one bound), and ticks between due times interpolate those knots (another).
-    # Measured up to 2.2 bounds once at 50 Hz under load (cause not yet pinned down; reported),
-    # so the interpolated case allows 3: still ~3 mrad, far below any real seam or lag error.
-    bound = interpolation_bound(1.0 / FPS) * (3 if control_hz > FPS else 1)
+    bound = interpolation_bound(1.0 / FPS) * (2 if control_hz > FPS else 1)
     assert error <= bound + 1e-5, f'max |command - f(due time)| = {error:.2e} > {bound:.2e}'
     assert snap.starvation_ticks == 0, snap
     assert snap.stale_observations == stale_before and snap.drops == 0, snap
