@@ -151,8 +151,14 @@ class FeetechDriver(Node):
         self._diag_pub.publish(msg)
 
     def shutdown(self) -> None:
-        """Torque off (if configured) and close the port."""
+        """Torque off (if configured) and close the port. Idempotent."""
         self.arm.close()
+
+    def destroy_node(self) -> None:
+        # Every way out (Ctrl-C, external shutdown, an error, a test) releases the arm first.
+        if hasattr(self, 'arm'):  # absent when the setup failed part-way
+            self.shutdown()
+        super().destroy_node()
 
 
 def _ros_default(value):
