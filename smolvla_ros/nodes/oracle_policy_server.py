@@ -15,19 +15,16 @@ import time
 from geometry_msgs.msg import PoseStamped
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
-import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from smolvla_msgs.srv import PredictChunk
 
 from smolvla_ros.core.contract import default_contract_path, load_contract
+from smolvla_ros.nodes.node_main import run_node
 from smolvla_ros.ros.chunk import chunk_to_msg
 from smolvla_ros.ros.errors import ConversionError
 from smolvla_ros.ros.observation import msg_to_observation
 from smolvla_ros.sim.oracle import OracleConfig, OraclePolicy
 from smolvla_ros.sim.world import CubePose
-
-EXIT_BAD_SETUP = 2
 
 
 class OraclePolicyServer(Node):
@@ -83,23 +80,8 @@ class OraclePolicyServer(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = OraclePolicyServer()
-        executor = MultiThreadedExecutor(num_threads=2)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, RuntimeError) as exc:
-        rclpy.logging.get_logger('policy_server').fatal(f'{type(exc).__name__}: {exc}')
-        return EXIT_BAD_SETUP
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(OraclePolicyServer, 'oracle_policy_server', args,
+                    setup_errors=(ValueError, RuntimeError), threads=2)
 
 
 if __name__ == '__main__':

@@ -19,9 +19,7 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from smolvla_msgs.srv import PredictChunk
 
@@ -30,13 +28,13 @@ from smolvla_ros.core.dataset_units import DatasetUnits
 from smolvla_ros.core.inference_worker import InferenceWorker, WorkerConfig
 from smolvla_ros.core.policy_io import PolicyIO, describe_mismatch, parse_rename_map
 from smolvla_ros.core.types import InvalidDataError, ObservationData
+from smolvla_ros.nodes.node_main import run_node
 from smolvla_ros.ros.chunk import chunk_to_msg
 from smolvla_ros.ros.errors import ConversionError
 from smolvla_ros.ros.observation import msg_to_observation
 from smolvla_ros.ros.time import ns_to_stamp
 
 DTYPES = ('float32', 'bfloat16', 'float16')
-EXIT_BAD_SETUP = 2
 
 
 class PolicySetupError(ValueError):
@@ -183,23 +181,8 @@ class PolicyServer(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Console script ``policy_server``; exit 2 when the setup is invalid (named in the log)."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = PolicyServer()
-        executor = MultiThreadedExecutor(num_threads=2)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, RuntimeError) as exc:  # contract, checkpoint, features, parameters
-        rclpy.logging.get_logger('policy_server').fatal(f'{type(exc).__name__}: {exc}')
-        return EXIT_BAD_SETUP
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(PolicyServer, 'policy_server', args, setup_errors=(ValueError, RuntimeError),
+                    threads=2)  # diagnostics keep flowing while a request waits on inference
 
 
 if __name__ == '__main__':

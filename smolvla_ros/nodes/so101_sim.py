@@ -23,8 +23,6 @@ import time
 
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import CameraInfo, CompressedImage
@@ -33,6 +31,7 @@ from std_srvs.srv import Trigger
 
 from smolvla_ros.hardware.emulator.server import ServoEmulator
 from smolvla_ros.hardware.feetech.calibration import load_calibration
+from smolvla_ros.nodes.node_main import run_node
 from smolvla_ros.ros.compressed import rgb_to_compressed
 from smolvla_ros.ros.time import ns_to_stamp
 from smolvla_ros.sim.render import CameraRenderer
@@ -40,8 +39,6 @@ from smolvla_ros.sim.scene import CAMERA_NAMES, SceneConfig
 from smolvla_ros.sim.servo_bridge import ServoBridge
 from smolvla_ros.sim.success import SuccessConfig
 from smolvla_ros.sim.world import SimWorld
-
-EXIT_BAD_SETUP = 2
 
 
 class So101Sim(Node):
@@ -156,21 +153,7 @@ class So101Sim(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = So101Sim()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, RuntimeError) as exc:
-        rclpy.logging.get_logger('so101_sim').fatal(f'{type(exc).__name__}: {exc}')
-        return EXIT_BAD_SETUP
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(So101Sim, 'so101_sim', args, setup_errors=(ValueError, RuntimeError))
 
 
 if __name__ == '__main__':
