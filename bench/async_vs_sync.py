@@ -30,6 +30,7 @@ from pathlib import Path
 import platform
 import time
 
+from _machine import cpu_model
 import numpy as np
 
 from smolvla_ros.core.executor_core import ExecutorConfig, ExecutorCore
@@ -47,15 +48,6 @@ def reference(t_ns: np.ndarray) -> np.ndarray:
     t = np.asarray(t_ns, dtype=np.float64)[..., None] / 1e9
     return 0.5 * np.sin(2 * np.pi * t / 4.0 + np.arange(len(JOINTS)) * 0.6)
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown'
 
 
 def simulate(mode: str, fusion: str, latency_ms: float, *, seconds: float = 20.0,

@@ -33,20 +33,13 @@ import sys
 import tempfile
 import time
 
+from _machine import cpu_model
+
 RESULTS = Path(__file__).resolve().parent / 'results'
 LATENCIES_MS = (0, 100, 300, 600)
 MODES = ('async', 'sync')
 STARTUP_S = 60.0
 
-
-def _cpu_model() -> str:
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown'
 
 
 def _up_command(profile: str, args: list[str]) -> list[str]:
@@ -180,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
               f'{r["planned_per_s"]:.1f} | {r["ticks_per_s"]:.1f} | {r["requests"]} | '
               f'{r["round_trip_p50_ms"]:.0f} / {r["round_trip_p95_ms"]:.0f} | '
               f'{r["stale_observations"]} | {r["seam_jump_max_rad"]:.3f} | {lifted} |')
-    machine = {'nproc': os.cpu_count(), 'cpu': _cpu_model(), 'python': platform.python_version()}
+    machine = {'nproc': os.cpu_count(), 'cpu': cpu_model(), 'python': platform.python_version()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({'machine': machine, 'window_s': args.window,
                                     'image_size': args.image_size, 'rows': rows}, indent=2))

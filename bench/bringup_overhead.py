@@ -14,17 +14,17 @@ markdown table and writes bench/results/bringup_overhead.json.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 from pathlib import Path
-import platform
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from _machine import machine
 
 from smolvla_ros.bringup.supervisor import ProcessSpec, Supervisor, SupervisorConfig
 
@@ -105,15 +105,6 @@ def stop_latency(folder: Path, repeats: int) -> list[float]:
         assert proc.returncode == 130, proc.returncode
     return times
 
-
-def machine() -> dict[str, str]:
-    model = ''
-    with contextlib.suppress(OSError):
-        model = next((line.split(':', 1)[1].strip() for line in
-                      Path('/proc/cpuinfo').read_text().splitlines()
-                      if line.startswith('model name')), '')
-    return {'cpu': model or platform.processor(), 'nproc': str(os.cpu_count()),
-            'python': platform.python_version()}
 
 
 def main(argv: list[str] | None = None) -> int:

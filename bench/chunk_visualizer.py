@@ -23,6 +23,7 @@ import platform
 import statistics
 import time
 
+from _machine import cpu_model
 import numpy as np
 
 from smolvla_ros.core.chunk_markers import ChunkVisualizerState, MarkerStyle
@@ -32,12 +33,6 @@ from smolvla_ros.core.types import ActionChunkData
 RESULTS = Path(__file__).resolve().parent / 'results'
 JOINTS = ('shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper')
 
-
-def cpu_model() -> str:
-    for line in Path('/proc/cpuinfo').read_text().splitlines():
-        if line.startswith('model name'):
-            return line.split(':', 1)[1].strip()
-    return platform.processor()
 
 
 def timed(fn, repeats: int) -> float:

@@ -23,18 +23,13 @@ import shutil
 import tempfile
 import time
 
+from _machine import cpu_model
 from smolvla_training.convert.check import check_dataset
 from smolvla_training.convert.converter import ConvertConfig, convert
 from smolvla_training.convert.synthetic_bag import jittery_spec, small_contract, write_bag
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 
-
-def cpu_model() -> str:
-    for line in Path('/proc/cpuinfo').read_text().splitlines():
-        if line.startswith('model name'):
-            return line.split(':', 1)[1].strip()
-    return platform.processor() or 'unknown'
 
 
 def bench_convert(seconds: float, workdir: Path) -> list[dict]:

@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
-import platform
 import re
 import statistics
 import subprocess
@@ -39,6 +37,7 @@ import sys
 import tempfile
 import time
 
+from _machine import machine
 import scservo_sdk as scs
 
 from smolvla_ros.hardware.emulator import ServoEmulator
@@ -63,18 +62,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--out', type=Path, default=RESULTS / 'feetech_cycle.json')
     return parser.parse_args(argv)
 
-
-def machine() -> dict[str, object]:
-    model = ''
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                model = line.split(':', 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {'nproc': os.cpu_count(), 'cpu': model, 'python': platform.python_version(),
-            'platform': platform.platform()}
 
 
 def minimum_bytes() -> dict[str, int]:

@@ -26,18 +26,11 @@ import sys
 import time
 from typing import Any
 
+from _machine import cpu_model
+
 RESULTS = Path(__file__).resolve().parent / 'results' / 'policy_latency.json'
 IMAGE_SHAPE = (3, 480, 640)  # a typical camera frame; resized with padding to 512x512
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown'
 
 
 def percentile(values: list[float], q: float) -> float:

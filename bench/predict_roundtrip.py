@@ -29,11 +29,12 @@ import argparse
 import json
 import os
 from pathlib import Path
-import platform
 import random
 import subprocess
 import sys
 import time
+
+from _machine import machine
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 TRANSPORTS = {'default': None, 'LARGE_DATA': 'LARGE_DATA'}
@@ -211,18 +212,6 @@ def _stop(server: subprocess.Popen) -> tuple[str, str]:
         log, _ = server.communicate(timeout=10)
         return 'ignored SIGTERM for 10 s, killed', log
 
-
-def machine() -> dict[str, str | int]:
-    cpu = 'unknown'
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                cpu = line.split(':', 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {'nproc': os.cpu_count() or 0, 'cpu': cpu, 'python': platform.python_version(),
-            'platform': platform.platform(), 'loadavg_1m': round(os.getloadavg()[0], 2)}
 
 
 def table(rows: list[dict]) -> str:

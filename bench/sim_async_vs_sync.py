@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
-import platform
 import statistics
 import time
+
+from _machine import machine
 
 from smolvla_ros.sim.episode_runner import RunConfig, run_episode
 from smolvla_ros.sim.expert import ExpertConfig
@@ -47,17 +47,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--timeout', type=float, default=30.0, help='episode timeout (s)')
     return parser.parse_args(argv)
 
-
-def machine() -> dict[str, str]:
-    cpu = ''
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                cpu = line.split(':', 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {'nproc': str(os.cpu_count()), 'cpu': cpu, 'python': platform.python_version()}
 
 
 def window_count(world: SimWorld, oracle: OraclePolicy, config: RunConfig, window_s: float,
