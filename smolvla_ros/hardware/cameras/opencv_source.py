@@ -21,15 +21,28 @@ from smolvla_ros.hardware.cameras.base import (
 from smolvla_ros.opencv import cv2
 
 
-def _to_rgb(bgr: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
-    if bgr.ndim == 2:
-        bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
-    if size is not None and (bgr.shape[1], bgr.shape[0]) != size:
-        bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_LINEAR)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # [H, W, 3]
+class _CaptureSource(CameraSource):
+    """What both OpenCV sources share: the capture handle, its release, and BGR -> RGB at size."""
+
+    width: int
+    height: int
+    _cap: cv2.VideoCapture | None = None
+
+    def _to_rgb(self, bgr: np.ndarray) -> np.ndarray:
+        if bgr.ndim == 2:
+            bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
+        size = (self.width, self.height) if self.width and self.height else None
+        if size is not None and (bgr.shape[1], bgr.shape[0]) != size:
+            bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_LINEAR)
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # [H, W, 3]
+
+    def _release(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
 
 
-class DeviceSource(CameraSource):
+class DeviceSource(_CaptureSource):
     """A camera device by index (``0``) or path (``/dev/video0``), through OpenCV."""
 
     def __init__(self, device: int | str, width: int = 0, height: int = 0,
@@ -61,16 +74,10 @@ class DeviceSource(CameraSource):
         ok, bgr = self._cap.read()
         if not ok or bgr is None:
             raise CameraReadError(f'{self.description}: read failed (device gone?)')
-        size = (self.width, self.height) if self.width and self.height else None
-        return _to_rgb(bgr, size)
-
-    def _release(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        return self._to_rgb(bgr)
 
 
-class VideoFileSource(CameraSource):
+class VideoFileSource(_CaptureSource):
     """A video file (anything OpenCV decodes: h264, mpeg4, MJPG; not AV1), looped by default."""
 
     def __init__(self, path: str | Path, width: int = 0, height: int = 0, fps: float = 0.0,
@@ -110,10 +117,4 @@ class VideoFileSource(CameraSource):
         if not ok or bgr is None:
             what = 'holds no decodable frame' if self.loop else 'ended'
             raise CameraReadError(f'{self.description} {what}')
-        size = (self.width, self.height) if self.width and self.height else None
-        return _to_rgb(bgr, size)
-
-    def _release(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        return self._to_rgb(bgr)
