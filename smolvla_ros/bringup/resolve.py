@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 import copy
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 import os
 from pathlib import Path
 import re
@@ -49,16 +49,11 @@ class ResolvedCondition:
 
 
 @dataclass(frozen=True)
-class NodeLaunch:
-    """A node with every substitution applied: what both front ends start."""
+class LaunchEntry:
+    """What every started entry has: a name, its environment and how the runner treats it."""
 
     name: str
-    package: str
-    executable: str
-    namespace: str | None  # absolute ('/so101') or None for the root namespace
-    parameters: tuple[Path | dict[str, Any], ...]  # absolute files and typed inline dicts
-    remappings: tuple[tuple[str, str], ...]
-    arguments: tuple[str, ...]
+    _: KW_ONLY
     env: dict[str, str] = field(default_factory=dict)
     required: bool = True
     shutdown_on_exit: bool = False
@@ -70,20 +65,23 @@ class NodeLaunch:
 
 
 @dataclass(frozen=True)
-class ProcessLaunch:
+class NodeLaunch(LaunchEntry):
+    """A node with every substitution applied: what both front ends start."""
+
+    package: str
+    executable: str
+    namespace: str | None  # absolute ('/so101') or None for the root namespace
+    parameters: tuple[Path | dict[str, Any], ...]  # absolute files and typed inline dicts
+    remappings: tuple[tuple[str, str], ...]
+    arguments: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ProcessLaunch(LaunchEntry):
     """A plain process with every substitution applied."""
 
-    name: str
     cmd: tuple[str, ...]
     cwd: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    required: bool = True
-    shutdown_on_exit: bool = False
-    condition: ResolvedCondition | None = None
-
-    @property
-    def enabled(self) -> bool:
-        return self.condition is None or self.condition.value
 
 
 @dataclass(frozen=True)
