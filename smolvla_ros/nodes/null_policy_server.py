@@ -13,13 +13,12 @@ import sys
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-import rclpy
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from smolvla_msgs.srv import PredictChunk
 
 from smolvla_ros.core.stats import LatencyRecorder
+from smolvla_ros.nodes.node_main import run_node
 from smolvla_ros.ros.observation import codec_pool
 from smolvla_ros.ros.predict import NullPolicyConfig, null_answer
 
@@ -108,23 +107,8 @@ class NullPolicyServer(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Console script ``null_policy_server``; 2 for invalid parameters, 0 on shutdown."""
-    rclpy.init(args=args)
-    node = None
-    status = 0
-    try:
-        node = NullPolicyServer()
-        rclpy.spin(node)
-    except (ValueError, ParameterException) as exc:  # say which parameter, no traceback
-        rclpy.logging.get_logger('null_policy_server').error(f'invalid parameters: {exc}')
-        status = 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return status
-
+    return run_node(NullPolicyServer, 'null_policy_server', args,
+                    setup_errors=(ValueError, ParameterException))
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -178,4 +178,4 @@ def test_probe_without_server_and_with_bad_parameters(ros_env) -> None:
 def test_server_rejects_bad_parameters_with_their_name(ros_env) -> None:
     bad = _run(['null_policy_server', '--ros-args', '-p', 'fps:=0.0'], ros_env)
     assert bad.returncode == 2, bad.stdout + bad.stderr
-    assert 'invalid parameters' in bad.stderr + bad.stdout and 'fps' in bad.stderr + bad.stdout
+    assert 'FATAL' in bad.stderr + bad.stdout and 'fps' in bad.stderr + bad.stdout
