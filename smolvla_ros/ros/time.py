@@ -1,7 +1,7 @@
-"""builtin_interfaces/Time <-> int nanoseconds (the core's only time representation)."""
+"""builtin_interfaces Time and Duration <-> int nanoseconds (the core's one time representation)."""
 from __future__ import annotations
 
-from builtin_interfaces.msg import Time
+from builtin_interfaces.msg import Duration, Time
 
 from smolvla_ros.ros.errors import StampError
 
@@ -26,3 +26,9 @@ def ns_to_stamp(ns: int) -> Time:
         raise StampError(f'stamp {ns} ns does not fit builtin_interfaces/Time (sec={sec} '
                          f'outside int32)')
     return Time(sec=sec, nanosec=nanosec)
+
+
+def ns_to_duration(ns: int) -> Duration:
+    """A Duration for integer nanoseconds (same range rules as ``ns_to_stamp``)."""
+    stamp = ns_to_stamp(ns)
+    return Duration(sec=stamp.sec, nanosec=stamp.nanosec)
