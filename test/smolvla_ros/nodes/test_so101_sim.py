@@ -77,9 +77,9 @@ def test_driver_reads_sim_joints_and_commands_move_them(rclpy_context, tmp_path:
             return bool(np.abs(sim.world.joint_positions() - goal).max() < 0.08)
         assert _spin_until(executor, reached, 20.0), (sim.world.joint_positions(), goal)
         states.clear()
-        assert _spin_until(executor, lambda: len(states) > 2 and _reading_matches(states, sim, 0.03),
-                           10.0), (joint_state_to_numpy(states[-1]).position,
-                                   sim.world.joint_positions())
+        settled = _spin_until(
+            executor, lambda: len(states) > 2 and _reading_matches(states, sim, 0.03), 10.0)
+        assert settled, (joint_state_to_numpy(states[-1]).position, sim.world.joint_positions())
     finally:
         executor.shutdown()
         for node in (helper, driver, sim):
