@@ -8,17 +8,23 @@ Episodes are marked in the bag itself: services ``~/start_episode``, ``~/stop_ep
 (std_msgs/String), which the recorder records like any other topic, so a teleop operator (or a
 script, or the simulator's expert) marks episodes and ``smolvla-convert`` splits the bag on them.
 
-The bag is finalised (metadata.yaml, mcap summary) on Ctrl-C, SIGTERM or node destruction. A
-SIGKILL leaves the data chunks without the summary; keep recordings short or per session.
+The bag is finalised (metadata.yaml, mcap summary) on Ctrl-C, SIGTERM or node destruction. So
+that a SIGKILL, an OOM kill or a power cut costs at most about ``flush_period_s`` of data, the
+writer thread makes what it wrote durable that often (:func:`flush_bag`: rosbags' mcap writer would
+otherwise hold up to 1 MiB -- some 45 s of joint states -- in memory, and its sqlite3 writer
+commits nothing before close). Such a bag has no metadata.yaml; ``smolvla-convert --recover
+BAG`` writes its complete messages into a new, finalised bag (docs/data.md).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+import os
 from pathlib import Path
 import queue
 import sys
 import threading
+import time
 
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
@@ -26,6 +32,8 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2.storage_mcap import McapWriter
+from rosbags.rosbag2.storage_sqlite3 import Sqlite3Writer
 from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
@@ -48,21 +56,58 @@ class RecorderConfig:
     bag_name: str
     storage: str
     queue_size: int
+    flush_period_s: float = 0.5
 
     def __post_init__(self) -> None:
         if self.storage not in ('mcap', 'sqlite3'):
             raise ValueError(f'storage must be mcap or sqlite3, got {self.storage!r}')
         if self.queue_size < 1:
             raise ValueError(f'queue_size must be >= 1, got {self.queue_size}')
+        if not self.flush_period_s >= 0.0:
+            raise ValueError(f'flush_period_s must be >= 0 (0: never), got {self.flush_period_s}')
+
+
+def can_flush(writer: Writer) -> bool:
+    """Whether :func:`flush_bag` knows this rosbags version's storage writer."""
+    storage = writer.storage
+    if isinstance(storage, McapWriter):
+        return all(hasattr(storage, a) for a in ('chunk', 'bio', 'close_chunk'))
+    return isinstance(storage, Sqlite3Writer) and hasattr(storage, 'conn')
+
+
+def flush_bag(writer: Writer) -> None:
+    """Put everything written so far on disk, readable by ``smolvla-convert --recover``.
+
+    mcap: close the pending chunk (rosbags only closes one at 1 MiB; schemas and channels are in
+    the first one) when it holds messages, and flush and fsync the file. sqlite3: commit (rosbags
+    commits only on close; SQLite rolls an uncommitted transaction back after a crash). Both reach
+    into rosbags' storage writers; ``can_flush`` says whether this version has what is used.
+    """
+    storage = writer.storage
+    if isinstance(storage, McapWriter):
+        if storage.chunk.msgs:
+            storage.close_chunk()
+        storage.bio.flush()
+        os.fsync(storage.bio.fileno())
+    elif isinstance(storage, Sqlite3Writer):
+        storage.conn.commit()
 
 
 class BagWriterThread:
-    """One thread that owns the rosbags Writer; ``put`` is safe from any callback thread."""
+    """One thread that owns the rosbags Writer; ``put`` is safe from any callback thread.
 
-    def __init__(self, path: Path, storage: str, topics: dict[str, str]) -> None:
+    Every ``flush_period_s`` (0: never) after the first message not yet flushed, the thread calls
+    :func:`flush_bag`, also when no message follows, so a killed recorder loses at most that much
+    plus what was still queued.
+    """
+
+    def __init__(self, path: Path, storage: str, topics: dict[str, str],
+                 flush_period_s: float = 0.5) -> None:
         self.path, self._storage, self._topics = path, storage, topics
+        self._period = flush_period_s
         self._queue: queue.Queue = queue.Queue()
         self.written = dict.fromkeys(topics, 0)
+        self.flush_supported = True
         self.error: BaseException | None = None
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name='bag_writer', daemon=True)
@@ -82,19 +127,35 @@ class BagWriterThread:
             writer.open()
             conns = {t: writer.add_connection(t, ty, typestore=ts)
                      for t, ty in self._topics.items()}
+            self.flush_supported = can_flush(writer)
+            if self._period > 0 and self.flush_supported:
+                flush_bag(writer)  # mcap header (sqlite3: topics, definitions) on disk now
         except Exception as exc:  # reported to the constructor, which raises it
             self.error = exc
             self._ready.set()
             return
         self._ready.set()
+        periodic = self._period > 0 and self.flush_supported
         try:
+            oldest: float | None = None  # monotonic time of the first unflushed message
             while True:
-                item = self._queue.get()
+                timeout = None if oldest is None else max(0.0, oldest + self._period
+                                                          - time.monotonic())
+                try:
+                    item = self._queue.get(timeout=timeout)
+                except queue.Empty:
+                    item = ()
                 if item is None:
                     break
-                topic, t_ns, raw = item
-                writer.write(conns[topic], t_ns, raw)
-                self.written[topic] += 1
+                if item:
+                    topic, t_ns, raw = item
+                    writer.write(conns[topic], t_ns, raw)
+                    self.written[topic] += 1
+                    if periodic and oldest is None:
+                        oldest = time.monotonic()
+                if oldest is not None and time.monotonic() - oldest >= self._period:
+                    flush_bag(writer)
+                    oldest = None
         except Exception as exc:  # kept for close(); the node logs it
             self.error = exc
         finally:
@@ -115,7 +176,9 @@ class Recorder(Node):
             output_dir=p('output_dir', 'bags', 'directory the bag directory is created in'),
             bag_name=p('bag_name', '', 'bag directory name (default: rec_<date>_<time>)'),
             storage=p('storage', 'mcap', 'rosbag2 storage: mcap or sqlite3'),
-            queue_size=p('queue_size', 100, 'subscription queue depth per topic'))
+            queue_size=p('queue_size', 100, 'subscription queue depth per topic'),
+            flush_period_s=p('flush_period_s', 0.5, 'put written messages on disk this often, s '
+                             '(bounds what a SIGKILL or power cut loses; 0: only at close)'))
         contract = load_contract(self.config.contract or default_contract_path())
         topics: dict[str, type] = {contract.state.topic: JointState,
                                    contract.action.topic: JointState,
@@ -127,7 +190,12 @@ class Recorder(Node):
         self.bag_path = Path(self.config.output_dir).expanduser() / name
         self.bag_path.parent.mkdir(parents=True, exist_ok=True)
         self.writer = BagWriterThread(self.bag_path, self.config.storage,
-                                      {t: _TYPES[cls] for t, cls in resolved.items()})
+                                      {t: _TYPES[cls] for t, cls in resolved.items()},
+                                      self.config.flush_period_s)
+        if not self.writer.flush_supported:
+            self.get_logger().warning(
+                'this rosbags version\'s writer cannot be flushed: a SIGKILL or power cut loses '
+                'everything not yet finalised (stop the recorder with Ctrl-C or SIGTERM)')
         task_topic = self.resolve_topic_name(contract.task.topic)
         for topic, cls in resolved.items():
             qos = self._task_qos(task_topic) if topic == task_topic else self.config.queue_size

@@ -36,6 +36,7 @@ from smolvla_training.convert.errors import (
     UnknownMessageTypeError,
     WrongMessageTypeError,
 )
+from smolvla_training.convert.recover import default_output, needs_recovery
 
 JOINT_STATE = 'sensor_msgs/msg/JointState'
 COMPRESSED = 'sensor_msgs/msg/CompressedImage'
@@ -111,9 +112,12 @@ class BagStreams:
 def _open(path: Path, typestore: Typestore) -> AnyReader:
     if not path.exists():
         raise BagOpenError(f'{path}: no such bag')
-    if path.is_dir() and not (path / 'metadata.yaml').exists() and any(path.glob('*.mcap')):
-        raise BagOpenError(f'{path}: no metadata.yaml beside the .mcap: the recording was not '
-                           'closed (process killed?), so the bag was never finalised')
+    if needs_recovery(path):
+        raise BagOpenError(
+            f'{path}: no metadata.yaml: the recording was not closed (process killed?), so the '
+            f'bag was never finalised. Recover its complete messages with `smolvla-convert '
+            f'--recover {path}` (writes {default_output(path)}, leaves the original untouched), '
+            'or add --recover to this conversion')
     try:
         reader = AnyReader([path], default_typestore=typestore)
         reader.open()
@@ -123,7 +127,8 @@ def _open(path: Path, typestore: Typestore) -> AnyReader:
                 f'{path}: {exc}; the bag was recorded with other message definitions than the '
                 'type store has (try --typestore jazzy, or --msg-dir for custom types)') from exc
         raise BagOpenError(f'{path}: cannot open the bag ({type(exc).__name__}: {exc}); is it a '
-                           'rosbag2 directory (metadata.yaml + .mcap/.db3) and complete?') from exc
+                           'rosbag2 directory (metadata.yaml + .mcap/.db3) and complete? (the '
+                           'messages of a truncated one: smolvla-convert --recover)') from exc
     return reader
 
 
@@ -250,7 +255,8 @@ def read_bag(path: str | os.PathLike[str], contract: RobotContract, typestore: T
                                                     contract.joint_names))
         except (ReaderError, AnyReaderError, OSError, EOFError) as exc:
             raise BagOpenError(f'{path}: the bag is truncated or corrupt '
-                               f'({type(exc).__name__}: {exc})') from exc
+                               f'({type(exc).__name__}: {exc}); smolvla-convert --recover '
+                               'salvages its complete messages') from exc
         except ConversionError as exc:
             raise WrongMessageTypeError(f'{path}: {exc}') from exc
         topics = {'state': state_c[0].topic, 'action': action_c[0].topic,

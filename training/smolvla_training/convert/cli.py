@@ -1,8 +1,13 @@
 """``smolvla-convert``: rosbag2 bags -> LeRobot v3.0 dataset, and ``--check`` of a dataset.
 
     smolvla-convert BAG [BAG ...] --out DIR [--contract FILE] [--fps 30] [--vcodec h264]
-                    [--task "pick the cube"] [--namespace so101]
+                    [--task "pick the cube"] [--namespace so101] [--recover]
     smolvla-convert --check DIR
+    smolvla-convert --recover BAG [BAG ...]
+
+``--recover`` handles bags whose recording was killed (no metadata.yaml): their complete messages
+are written into a new, finalised ``<bag>.recovered`` beside them (the original is only read) and
+that bag is converted instead; without ``--out`` it only recovers, and prints what was saved.
 
 Exit status 0 on success, 1 on a conversion or check error (the message says what and where),
 2 on bad usage.
@@ -16,11 +21,15 @@ import os
 from pathlib import Path
 import sys
 
+from rosbags.typesys.store import Typestore
+
 from smolvla_ros.core.contract import ContractError, default_contract_path, load_contract
 from smolvla_ros.core.dataset_units import CalibrationRequiredError
+from smolvla_training.convert.bag_source import make_typestore
 from smolvla_training.convert.check import check_dataset
 from smolvla_training.convert.converter import ConvertConfig, convert, summarize
 from smolvla_training.convert.errors import ConvertError, DatasetCheckError
+from smolvla_training.convert.recover import ensure_recovered, needs_recovery
 from smolvla_training.convert.video import VCODECS
 
 
@@ -48,7 +57,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help='interface package directory with msg/*.msg (custom types; repeatable)')
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
     p.add_argument('--check', type=Path, metavar='DIR', help='verify a dataset and exit')
+    p.add_argument('--recover', action='store_true',
+                   help='bags of killed recordings (no metadata.yaml): write their complete '
+                   'messages into a new <bag>.recovered and use that; alone (no --out): only '
+                   'recover')
     return p
+
+
+def _recover(bags: list[Path], typestore: Typestore, convert_after: bool) -> list[Path]:
+    """Recover what needs it (all given bags when only recovering); the bags to convert."""
+    out = []
+    for bag in bags:
+        if not convert_after and not needs_recovery(bag):
+            print(f'{bag}: finalised (has metadata.yaml), nothing to recover')
+            continue
+        path, report = ensure_recovered(bag, typestore)
+        if report is not None:
+            print(report.summary())
+        out.append(path)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,22 +84,29 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault('SVT_LOG', '1')  # SVT-AV1 prints its banner per file otherwise
     try:
         if args.check is not None:
-            if args.bags or args.out:
+            if args.bags or args.out or args.recover:
                 print('--check takes only a dataset directory', file=sys.stderr)
                 return 2
             summary = check_dataset(args.check)
             print(f'OK {json.dumps(summary)}')
             return 0
+        if args.recover and args.bags and args.out is None:
+            _recover(args.bags, make_typestore(args.typestore, args.msg_dir), False)
+            return 0
         if not args.bags or args.out is None:
-            print('give at least one BAG and --out DIR (or --check DIR)', file=sys.stderr)
+            print('give at least one BAG and --out DIR (or --check DIR, or --recover BAG)',
+                  file=sys.stderr)
             return 2
+        bags = args.bags
+        if args.recover:
+            bags = _recover(bags, make_typestore(args.typestore, args.msg_dir), True)
         contract = load_contract(args.contract or default_contract_path())
         config = ConvertConfig(
             fps=args.fps, vcodec=args.vcodec, task=args.task,
             action_max_age_s=args.action_max_age, min_episode_frames=args.min_episode_frames,
             namespace=args.namespace, typestore=args.typestore, msg_dirs=tuple(args.msg_dir),
             calibration=args.calibration, progress=not args.no_progress)
-        result = convert(args.bags, contract, args.out, config)
+        result = convert(bags, contract, args.out, config)
         print(summarize(result.sync_report))
         print(f'wrote {result.root}: {result.episodes} episode(s), {result.frames} frames')
         summary = check_dataset(result.root)

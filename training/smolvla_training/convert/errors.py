@@ -10,6 +10,10 @@ class BagOpenError(ConvertError):
     """The bag cannot be opened or read (missing, not a rosbag2 directory, truncated mcap)."""
 
 
+class RecoveryError(ConvertError):
+    """A killed recording's bag holds nothing recoverable, or the recovered bag can't be written."""
+
+
 class EmptyBagError(ConvertError):
     """The bag holds no messages (or none on the contract's topics)."""
 

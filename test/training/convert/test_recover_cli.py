@@ -1,0 +1,68 @@
+"""``smolvla-convert --recover``: a killed recording's bag is refused with a pointer to the flag,
+recovered beside the original, and converts to the very dataset the finished bag gives."""
+from __future__ import annotations
+
+import shutil
+
+import pyarrow.parquet as pq
+from smolvla_training.convert.cli import main
+from smolvla_training.convert.synthetic_bag import H, W, jittery_spec, write_bag
+import yaml
+
+from smolvla_ros.core.contract import default_contract_path
+
+
+def _contract_file(tmp_path):
+    path = default_contract_path()
+    data = yaml.safe_load(path.read_text())
+    for cam in data['cameras'].values():
+        cam['width'], cam['height'] = W, H
+    data['calibration_file'] = str((path.parent / data['calibration_file']).resolve())
+    out = tmp_path / 'contract.yaml'
+    out.write_text(yaml.safe_dump(data))
+    return out
+
+
+def test_recover_then_convert_equals_the_finished_bag(tmp_path, capsys) -> None:
+    bag = write_bag(tmp_path / 'bag', jittery_spec(1.5))
+    killed = tmp_path / 'killed'
+    shutil.copytree(bag, killed)
+    (killed / 'metadata.yaml').unlink()  # what a SIGKILLed recorder leaves (test_recover.py
+    # covers mcap files cut short as well)
+    opts = ['--contract', str(_contract_file(tmp_path)), '--vcodec', 'h264', '--no-progress']
+    assert main([str(bag), '--out', str(tmp_path / 'ds_ref'), *opts]) == 0
+    capsys.readouterr()
+
+    assert main([str(killed), '--out', str(tmp_path / 'ds'), *opts]) == 1
+    err = capsys.readouterr().err
+    assert 'never finalised' in err and f'smolvla-convert --recover {killed}' in err
+    assert not (tmp_path / 'ds').exists()
+
+    assert main([str(killed), '--out', str(tmp_path / 'ds'), '--recover', *opts]) == 0
+    out = capsys.readouterr().out
+    assert f'into {tmp_path / "killed.recovered"}' in out and 'check OK' in out
+    assert not (killed / 'metadata.yaml').exists()  # the original stays as it was
+    table = 'data/chunk-000/file-000.parquet'
+    assert pq.read_table(tmp_path / 'ds' / table).equals(
+        pq.read_table(tmp_path / 'ds_ref' / table))
+
+    assert main(['--recover', str(killed)]) == 0  # the earlier recovery is reused
+    assert 'using the bag recovered earlier' in capsys.readouterr().out
+    assert main(['--recover', str(bag)]) == 0
+    assert 'nothing to recover' in capsys.readouterr().out
+    assert main(['--check', str(tmp_path / 'ds'), '--recover']) == 2
+
+
+def test_recover_alone_reports_and_fails_on_an_empty_recording(tmp_path, capsys) -> None:
+    bag = write_bag(tmp_path / 'bag', jittery_spec(0.5))
+    (bag / 'metadata.yaml').unlink()
+    assert main(['--recover', str(bag)]) == 0
+    out = capsys.readouterr().out
+    assert 'recovered' in out and '/joint_states: ' in out and 'end of the data section' in out
+    assert (tmp_path / 'bag.recovered' / 'metadata.yaml').is_file()
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    (empty / 'empty.mcap').write_bytes(b'')
+    assert main(['--recover', str(empty)]) == 1
+    assert 'no complete message' in capsys.readouterr().err
+    assert not (tmp_path / 'empty.recovered').exists()
