@@ -8,11 +8,15 @@ with a plain function and no torch.
 
 Per request: batch (PolicyIO) -> predict -> optional ``extra_latency_ms`` (emulates a slower
 machine, DESIGN §8) -> chunk in rad. Latency statistics cover the whole server-side time.
+``submit`` queues a request and returns at once (the single-threaded policy_server awaits the
+future in a coroutine); ``answer`` blocks until the chunk is ready (warm-up, tests). Both count
+the request in the inference thread before its future completes, so whoever sees a result also
+sees it in ``answered``/``failed``/``summary()``.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 import math
 import threading
@@ -45,7 +49,7 @@ class WorkerConfig:
 
 
 class InferenceWorker:
-    """Runs ``predict`` in its own thread; ``answer`` blocks the caller until the chunk is ready."""
+    """Runs ``predict`` in its own thread, one request after the other (module docstring)."""
 
     def __init__(self, predict: PredictFn, io: PolicyIO, config: WorkerConfig,
                  initializer: Callable[[], None] | None = None) -> None:
@@ -69,18 +73,44 @@ class InferenceWorker:
         return self.io.chunk(obs, np.asarray(actions), inference_ms=elapsed_ms,
                              policy_id=self.config.policy_id)
 
-    def answer(self, obs: ObservationData) -> ActionChunkData:
-        """The chunk for one request, computed in the inference thread (errors propagate)."""
+    def _counted(self, obs: ObservationData) -> ActionChunkData:
+        """``_run`` plus the accounting, in the inference thread (before the future completes)."""
         try:
-            chunk = self._pool.submit(self._run, obs).result()
+            chunk = self._run(obs)
         except BaseException:
-            with self._lock:
-                self.failed += 1
+            self._count_failure()
             raise
         with self._lock:
             self.answered += 1
             self.latency.add(chunk.inference_ms)
         return chunk
+
+    def _count_failure(self) -> None:
+        with self._lock:
+            self.failed += 1
+
+    def submit(self, obs: ObservationData) -> Future[ActionChunkData]:
+        """Queue one request; the future holds its chunk or the error (``answer`` would raise).
+
+        A request refused because the worker is shut down raises RuntimeError here and counts
+        as failed, like one that fails in the thread.
+        """
+        try:
+            return self._pool.submit(self._counted, obs)
+        except RuntimeError:
+            self._count_failure()
+            raise
+
+    def answer(self, obs: ObservationData) -> ActionChunkData:
+        """The chunk for one request, computed in the inference thread (errors propagate)."""
+        return self.submit(obs).result()
+
+    def reset_statistics(self) -> None:
+        """Forget the requests so far (warm-up runs are not service requests)."""
+        with self._lock:
+            self.latency.clear()
+            self.answered = 0
+            self.failed = 0
 
     def summary(self) -> LatencySummary:
         with self._lock:

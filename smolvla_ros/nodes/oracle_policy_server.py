@@ -2,24 +2,35 @@
 
 Subscribes to the simulator's privileged ``sim/cube_pose`` and answers every PredictChunk with
 the expert's chunk from the observation's joint state (rad), stamped with the observation time,
-like policy_server would (sim/oracle.py). An ``extra_latency_ms`` sleep emulates a slower policy
+like policy_server would (sim/oracle.py). An ``extra_latency_ms`` wait emulates a slower policy
 for the sync-vs-async experiment. No torch; the default policy of the simulated profiles until a
 trained checkpoint ships.
+
+Threading, as in policy_server: the node spins single-threaded; the service callback is a
+coroutine that takes the latest cube pose, decodes the observation and hands both to the
+``oracle`` thread, which runs the expert and then waits out the rest of ``extra_latency_ms``;
+the callback awaits that (node_main.ThreadResult). So ``sim/cube_pose`` keeps being received
+during the emulated latency (the previous version slept inside the service callback, which
+blocked it), and every callback runs on the executor thread, so the pose needs no lock: the
+thread gets the pose object current when the request arrived. One request at a time, as before:
+the service has a mutually exclusive group of its own and the next request waits in its queue.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 import sys
-import threading
 import time
 
 from geometry_msgs.msg import PoseStamped
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from smolvla_msgs.srv import PredictChunk
 
 from smolvla_ros.core.contract import default_contract_path, load_contract
-from smolvla_ros.nodes.node_main import run_node
+from smolvla_ros.core.types import ActionChunkData, ObservationData
+from smolvla_ros.nodes.node_main import ThreadResult, run_node
 from smolvla_ros.ros.chunk import chunk_to_msg
 from smolvla_ros.ros.errors import ConversionError
 from smolvla_ros.ros.observation import msg_to_observation
@@ -28,6 +39,8 @@ from smolvla_ros.sim.world import CubePose
 
 
 class OraclePolicyServer(Node):
+    """Serves ``predict_chunk`` with the scripted expert (see the module docstring)."""
+
     def __init__(self, **kwargs) -> None:
         super().__init__('policy_server', **kwargs)
         p = self._param
@@ -37,9 +50,12 @@ class OraclePolicyServer(Node):
         contract = load_contract(contract_file or default_contract_path())
         self.oracle = OraclePolicy(OracleConfig(chunk_size=chunk_size, dt=contract.dt))
         self._cube: CubePose | None = None
-        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(1, 'oracle')
+        self._result = ThreadResult(self)
         self.create_subscription(PoseStamped, 'sim/cube_pose', self._on_cube, 10)
-        self._service = self.create_service(PredictChunk, 'predict_chunk', self._on_request)
+        # A group of its own: an awaiting request holds it, and the pose must still arrive.
+        self._service = self.create_service(PredictChunk, 'predict_chunk', self._on_request,
+                                            callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(f'oracle serving {self._service.srv_name}: chunk {chunk_size} x '
                                f'{contract.dt * 1e3:.1f} ms, extra latency '
                                f'{self.extra_latency_s * 1e3:g} ms')
@@ -52,36 +68,49 @@ class OraclePolicyServer(Node):
 
     def _on_cube(self, msg: PoseStamped) -> None:
         p, q = msg.pose.position, msg.pose.orientation
-        with self._lock:
-            self._cube = CubePose(np.array([p.x, p.y, p.z]), np.array([q.w, q.x, q.y, q.z]))
+        self._cube = CubePose(np.array([p.x, p.y, p.z]), np.array([q.w, q.x, q.y, q.z]))
 
-    def _on_request(self, request: PredictChunk.Request, response: PredictChunk.Response):
+    def _predict(self, obs: ObservationData, cube: CubePose, start: float) -> ActionChunkData:
+        """In the oracle thread: the expert's chunk, returned ``extra_latency_s`` after start."""
+        chunk = self.oracle.predict(obs, cube)
+        wait = self.extra_latency_s - (time.monotonic() - start)
+        if wait > 0:
+            time.sleep(wait)
+        return chunk
+
+    async def _on_request(self, request: PredictChunk.Request,
+                          response: PredictChunk.Response) -> PredictChunk.Response:
         start = time.monotonic()
         msg = request.observation
         response.chunk.request_id = msg.request_id
         response.chunk.header.stamp = msg.header.stamp
-        with self._lock:
-            cube = self._cube
+        cube = self._cube
         try:
             if cube is None:
                 raise RuntimeError('no sim/cube_pose received yet (is so101_sim running?)')
-            chunk = self.oracle.predict(msg_to_observation(msg), cube)
+            obs = msg_to_observation(msg)
+            chunk = await self._result.wait(self._pool.submit(self._predict, obs, cube, start))
         except (ConversionError, ValueError, RuntimeError) as exc:
             response.success, response.message = False, f'{type(exc).__name__}: {exc}'
             self.get_logger().warning(response.message, throttle_duration_sec=1.0)
             return response
-        wait = self.extra_latency_s - (time.monotonic() - start)
-        if wait > 0:
-            time.sleep(wait)
         response.chunk = chunk_to_msg(chunk)
         response.chunk.inference_ms = (time.monotonic() - start) * 1e3
         response.success = True
         return response
 
+    def destroy_node(self) -> None:
+        """Let a running prediction finish before the node (and its wake-up guard) goes."""
+        pool = getattr(self, '_pool', None)  # absent when the setup failed part-way
+        if pool is not None:
+            pool.shutdown(wait=True)
+        super().destroy_node()
+
 
 def main(args: list[str] | None = None) -> int:
+    """Console script ``oracle_policy_server``; exit 2 when the setup is invalid."""
     return run_node(OraclePolicyServer, 'oracle_policy_server', args,
-                    setup_errors=(ValueError, RuntimeError), threads=2)
+                    setup_errors=(ValueError, RuntimeError))
 
 
 if __name__ == '__main__':

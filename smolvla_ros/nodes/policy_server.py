@@ -7,6 +7,17 @@ request is decoded, converted to dataset units (the contract's one conversion), 
 inference thread (core.inference_worker) and answered; every request gets an answer (a failure
 says why), there is no similarity filtering. ``/diagnostics`` carries the p50/p95 server time.
 
+Threading: the node spins single-threaded (node_main.run_node). The service callback is a
+coroutine that hands the observation to the inference thread and awaits the chunk
+(node_main.ThreadResult), so while a request waits on inference the executor sleeps in its wait
+set and keeps publishing diagnostics. The service has a mutually exclusive callback group of its
+own: one request at a time, the next waits in the service queue until the current one is
+answered (the inference thread could not run two at once anyway). This replaced a
+MultiThreadedExecutor(2) whose only job was to keep diagnostics flowing during inference. That
+executor burnt a core in chunk_executor (its docstring); here bench/policy_server_idle_cpu.py
+found it cheap (idle ~0 either way), so the gain is one executor model for every node and no
+thread pool beside the inference thread.
+
 Remote use: run this node on the GPU machine with the same ``ROS_DOMAIN_ID`` (and namespace) as
 the robot; the executor finds the service through DDS discovery (docs/async_inference.md).
 torch is imported only through smolvla_ros.policy, lazily, so the module imports without it.
@@ -28,7 +39,7 @@ from smolvla_ros.core.dataset_units import DatasetUnits
 from smolvla_ros.core.inference_worker import InferenceWorker, WorkerConfig
 from smolvla_ros.core.policy_io import PolicyIO, describe_mismatch, parse_rename_map
 from smolvla_ros.core.types import InvalidDataError, ObservationData
-from smolvla_ros.nodes.node_main import run_node
+from smolvla_ros.nodes.node_main import ThreadResult, run_node
 from smolvla_ros.ros.chunk import chunk_to_msg
 from smolvla_ros.ros.errors import ConversionError
 from smolvla_ros.ros.observation import msg_to_observation
@@ -83,9 +94,10 @@ class PolicyServer(Node):
             WorkerConfig(policy.config.chunk_size, policy_id=str(self.checkpoint),
                          extra_latency_ms=float(extra_ms)))
         self._warm_up(warmup)
-        self._infer_group = MutuallyExclusiveCallbackGroup()
+        self._inference = ThreadResult(self)
+        # Separate groups: an awaiting request holds its group, and the timer must still run.
         self._service = self.create_service(PredictChunk, 'predict_chunk', self._on_request,
-                                            callback_group=self._infer_group)
+                                            callback_group=MutuallyExclusiveCallbackGroup())
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_timer(diag_period, self._publish_diagnostics,
                           callback_group=MutuallyExclusiveCallbackGroup())
@@ -133,15 +145,16 @@ class PolicyServer(Node):
         for i in range(runs):
             chunk = self.worker.answer(obs)
             self.get_logger().info(f'warm-up {i + 1}/{runs}: {chunk.inference_ms:.0f} ms')
-        self.worker.latency.clear()  # warm-up (and compilation) times are not service times
+        self.worker.reset_statistics()  # warm-up (and compilation) runs are not requests
 
-    def _on_request(self, request: PredictChunk.Request, response: PredictChunk.Response):
+    async def _on_request(self, request: PredictChunk.Request,
+                          response: PredictChunk.Response) -> PredictChunk.Response:
         msg = request.observation
         response.chunk.request_id = msg.request_id
         response.chunk.header.stamp = msg.header.stamp
         try:
             obs = msg_to_observation(msg)
-            chunk = self.worker.answer(obs)
+            chunk = await self._inference.wait(self.worker.submit(obs))
         except (ConversionError, InvalidDataError, ValueError, RuntimeError) as exc:
             response.success, response.message = False, f'{type(exc).__name__}: {exc}'
             self.get_logger().warning(f'request {msg.request_id} failed: {response.message}',
@@ -181,8 +194,7 @@ class PolicyServer(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Console script ``policy_server``; exit 2 when the setup is invalid (named in the log)."""
-    return run_node(PolicyServer, 'policy_server', args, setup_errors=(ValueError, RuntimeError),
-                    threads=2)  # diagnostics keep flowing while a request waits on inference
+    return run_node(PolicyServer, 'policy_server', args, setup_errors=(ValueError, RuntimeError))
 
 
 if __name__ == '__main__':

@@ -136,3 +136,67 @@ def test_worker_counts_failures_and_reraises(io) -> None:
     finally:
         worker.shutdown()
     assert worker.failed == 1 and worker.answered == 0
+
+
+def _gated_predict(gate: threading.Event, log: list[str]):
+    """A hold-the-state predict that waits for ``gate`` and logs start/end (one at a time?)."""
+    def predict(batch, prev, delay):
+        log.append('start')
+        assert gate.wait(30.0), 'the test never opened the gate'
+        log.append('end')
+        return np.repeat(batch['observation.state'][:, None], 5, axis=1)  # [1, 5, J]
+    return predict
+
+
+def test_submit_returns_at_once_runs_in_order_and_counts_before_the_result(io) -> None:
+    gate, log = threading.Event(), []
+    worker = InferenceWorker(_gated_predict(gate, log), io, WorkerConfig(chunk_size=5))
+    try:
+        first, second = worker.submit(_obs()), worker.submit(_obs())
+        assert not first.done() and not second.done()  # predict is held at the gate
+        assert worker.answered == 0 and worker.summary().count == 0
+        gate.set()
+        chunks = [first.result(timeout=30.0), second.result(timeout=30.0)]
+        # counted in the inference thread before each future completed: no wait needed here
+        assert worker.answered == 2 and worker.failed == 0 and worker.summary().count == 2
+    finally:
+        gate.set()
+        worker.shutdown()
+    assert log == ['start', 'end', 'start', 'end']  # one request at a time, in order
+    assert all(c.num_steps == 5 for c in chunks)
+
+
+def test_submit_failure_is_in_the_future_and_counted(io) -> None:
+    def broken(batch, prev, delay):
+        return np.zeros((5, 3))  # wrong joint count
+
+    worker = InferenceWorker(broken, io, WorkerConfig(chunk_size=5))
+    try:
+        exc = worker.submit(_obs()).exception(timeout=30.0)
+    finally:
+        worker.shutdown()
+    assert isinstance(exc, PolicyRequestError)
+    assert worker.failed == 1 and worker.answered == 0 and worker.summary().count == 0
+
+
+def test_submit_after_shutdown_raises_and_counts_a_failure(io) -> None:
+    worker = InferenceWorker(lambda *a: np.zeros((5, 6)), io, WorkerConfig(chunk_size=5))
+    worker.shutdown()
+    with pytest.raises(RuntimeError):
+        worker.submit(_obs())
+    assert worker.failed == 1 and worker.answered == 0
+
+
+def test_reset_statistics_forgets_warm_up_requests(io) -> None:
+    def hold(batch, prev, delay):
+        return np.repeat(batch['observation.state'][:, None], 5, axis=1)
+
+    worker = InferenceWorker(hold, io, WorkerConfig(chunk_size=5))
+    try:
+        worker.answer(_obs())
+        worker.reset_statistics()
+        assert worker.answered == 0 and worker.failed == 0 and worker.summary().count == 0
+        worker.answer(_obs())
+    finally:
+        worker.shutdown()
+    assert worker.answered == 1 and worker.summary().count == 1

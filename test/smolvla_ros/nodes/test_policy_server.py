@@ -1,4 +1,5 @@
-"""policy_server in-process, tiny preset: answers, RTC requests, errors, mismatch at start."""
+"""policy_server in-process, tiny preset: answers, RTC requests, errors, mismatch at start, and
+diagnostics that keep flowing on a single-threaded executor while requests wait on inference."""
 from __future__ import annotations
 
 import numpy as np
@@ -17,6 +18,7 @@ from smolvla_ros.nodes.policy_server import PolicyServer, PolicySetupError  # no
 from smolvla_ros.paths import config_path  # noqa: E402
 from smolvla_ros.ros.chunk import msg_to_chunk  # noqa: E402
 from smolvla_ros.ros.observation import observation_to_msg  # noqa: E402
+from smolvla_ros.ros.time import stamp_to_ns  # noqa: E402
 
 pytestmark = pytest.mark.ros
 JOINTS = ('shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper')
@@ -33,13 +35,13 @@ def _contract(tmp_path) -> str:
     return str(path)
 
 
-def _server(context, contract: str, rename: str) -> PolicyServer:
+def _server(context, contract: str, rename: str, extra_ms: float = 20.0) -> PolicyServer:
     return PolicyServer(context=context, parameter_overrides=[
         Parameter('checkpoint', value='tiny'), Parameter('contract_file', value=contract),
         Parameter('calibration_file',
                   value=str(config_path('calibration', 'so101_follower_example.json'))),
         Parameter('rename_map', value=rename), Parameter('num_steps', value=2),
-        Parameter('warmup_runs', value=1), Parameter('extra_latency_ms', value=20.0),
+        Parameter('warmup_runs', value=1), Parameter('extra_latency_ms', value=extra_ms),
         Parameter('diagnostics_period_s', value=0.2)])
 
 
@@ -96,3 +98,41 @@ def test_checkpoint_camera_mismatch_fails_at_start_naming_the_keys(rclpy_context
     assert "missing image features ['observation.images.camera2']" in text
     assert "unexpected image features ['observation.images.wrist']" in text
     assert 'rename_map' in text
+
+
+def _values(status) -> dict[str, str]:
+    return {kv.key: kv.value for kv in status.values}
+
+
+def test_diagnostics_flow_while_two_slow_requests_wait_on_inference(rclpy_context,
+                                                                    tmp_path) -> None:
+    """Spun by one SingleThreadedExecutor (as run_node does), the server keeps publishing
+    diagnostics while a 1.5 s request is in inference, and answers two concurrent requests."""
+    server = _server(rclpy_context, _contract(tmp_path), 'front=camera1,wrist=camera2',
+                     extra_ms=1500.0)
+    client_node = rclpy.create_node('policy_client', context=rclpy_context)
+    client = client_node.create_client(PredictChunk, 'predict_chunk')
+    diagnostics: list[tuple[int, dict[str, str]]] = []  # (server stamp ns, values)
+    client_node.create_subscription(
+        DiagnosticArray, '/diagnostics',
+        lambda m: diagnostics.extend((stamp_to_ns(m.header.stamp), _values(s)) for s in m.status),
+        10)
+    try:
+        with Spin(rclpy_context, server, client_node):
+            assert client.wait_for_service(timeout_sec=10.0)
+            sent_ns = client_node.get_clock().now().nanoseconds
+            futures = [client.call_async(PredictChunk.Request(
+                observation=observation_to_msg(_observation(rid)))) for rid in (11, 12)]
+            assert wait_until(lambda: all(f.done() for f in futures), 120.0), 'no answers'
+            assert wait_until(lambda: any(v['answered'] == '2' for _, v in diagnostics), 10.0)
+    finally:
+        client_node.destroy_node()
+        server.destroy_node()
+    for rid, future in zip((11, 12), futures, strict=True):
+        response = future.result()
+        assert response.success, response.message
+        assert response.chunk.request_id == rid and response.chunk.inference_ms >= 1500.0
+    # Published after the requests were sent and before the first (then the second) was
+    # answered: the executor thread was free while each request waited ~1.5 s on inference.
+    after = [v['answered'] for stamp, v in diagnostics if stamp > sent_ns]
+    assert after.count('0') >= 2 and after.count('1') >= 2, after
