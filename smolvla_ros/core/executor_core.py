@@ -9,6 +9,7 @@ The node owns the clock, the topics and the service client; the core owns every 
                          request = core.make_request(obs, now)  -> call PredictChunk(request)
     on the answer:   core.on_chunk(chunk, sent_ns, received_ns)
     on an error:     core.on_request_failed(request_id, now, reason)
+    new episode:     core.clear(now)                          (the ~/clear service, reset_topic)
     diagnostics:     core.metrics()
 
 Time is injected as int nanoseconds on one clock (the node's), so the whole behaviour is
@@ -18,10 +19,17 @@ while its timer ticks in another.
 Pipeline of a tick: the queued plan at now (linear interpolation between due times, or the action
 due now) -> safety (max step per tick from the last command, then joint limits) -> command. With
 no plan (starvation, or sync mode waiting for inference) the last command is held and counted.
+
+``clear`` drops the plan when the world changed under it (a new episode, an operator's stop): the
+queue, the in-flight request (its answer, when it comes, is dropped as ``cleared``) and the last
+command are forgotten, and the next tick asks for a new chunk. Until it arrives nothing is
+commanded (idle ticks, as at start-up), so the driver holds the arm at its last goal; the new
+chunk then starts from the state observed for it, not from a command of the old plan.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+import json
 import math
 import threading
 
@@ -37,6 +45,21 @@ from smolvla_ros.core.trigger import MODES, TriggerConfig, TriggerDecision, deci
 from smolvla_ros.core.types import ActionChunkData, ObservationData
 
 INTERPOLATION_MODES = ('auto', 'linear', 'none')
+
+
+def clears_plan(text: str, event: str = '') -> bool:
+    """Whether a message on the executor's ``reset_topic`` clears the plan.
+
+    With no `event`, every message does. Otherwise only a JSON object whose ``event`` field
+    equals it: so101_sim's ``sim/episode`` also announces successes, which must not stop the arm.
+    """
+    if not event:
+        return True
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get('event') == event
 
 
 class ExecutorConfigError(ValueError):
@@ -146,7 +169,7 @@ class ChunkOutcome:
     """What on_chunk did with a chunk."""
 
     accepted: bool
-    reason: str  # 'ok', 'expired', 'out_of_order', 'joint_mismatch'
+    reason: str  # 'ok', 'expired', 'out_of_order', 'joint_mismatch', 'cleared'
     request_id: int
     late_steps: int = 0  # actions already past on arrival (dropped)
 
@@ -182,6 +205,8 @@ class ExecutorCore:
         self._newest_stamp: int | None = None
         self._timeout_ns = round(config.request_timeout_s * 1e9)
         self._tick_tolerance_ns = round(0.5e9 / config.control_hz)
+        self._first_live_id = 1  # answers to requests below this were cleared: dropped
+        self._clears = 0
 
     # -- state -----------------------------------------------------------------------------------
     @property
@@ -192,8 +217,14 @@ class ExecutorCore:
 
     @property
     def started(self) -> bool:
-        """True once a chunk has been accepted."""
+        """True once a chunk has been accepted (since the start or the last clear)."""
         return self._chunk_duration_ns is not None
+
+    @property
+    def clears(self) -> int:
+        """How many times the plan was cleared."""
+        with self._lock:
+            return self._clears
 
     @property
     def last_command(self) -> np.ndarray | None:
@@ -319,6 +350,31 @@ class ExecutorCore:
                 self._in_flight = None
                 self._retry_at = int(now_ns) + round(self.config.retry_interval_s * 1e9)
 
+    def clear(self, now_ns: int) -> int | None:
+        """Drop the plan: queue, in-flight request and last command; request again next tick.
+
+        Returns the id of the request that was in flight (its answer will be dropped as
+        'cleared'), or None. Latency estimates, metrics and request ids carry over. After a clear
+        the executor behaves as at start-up: ticks are idle (nothing commanded, the driver holds
+        its last goal) until a chunk is accepted, the request is not held back by a failure
+        backoff, and the new chunk's safety ramp and crossfade start from the observed state.
+        A request already past its timeout at `now_ns` counts as a timeout, not as dropped.
+        """
+        with self._lock:
+            self._expire_request(int(now_ns))
+            dropped = None if self._in_flight is None else self._in_flight.request_id
+            self.queue.clear()
+            self._in_flight = None
+            self._first_live_id = self._next_id
+            self._retry_at = None
+            self._last_command = None
+            self._last_plan = None  # the new plan's first step is no seam of the old one
+            self._seed = None
+            self._chunk_duration_ns = None
+            self._newest_stamp = None  # stale answers are caught by request id instead
+            self._clears += 1
+            return dropped
+
     # -- answers ---------------------------------------------------------------------------------
     def _columns(self, chunk: ActionChunkData) -> np.ndarray | None:
         if chunk.joint_names == self.config.joint_names:
@@ -346,7 +402,9 @@ class ExecutorCore:
                 self._in_flight = None
             positions = self._columns(chunk)
             reason = None
-            if positions is None:
+            if chunk.request_id < self._first_live_id:
+                reason = 'cleared'  # asked for before a clear: its plan is obsolete
+            elif positions is None:
                 reason = 'joint_mismatch'
             elif self._newest_stamp is not None and chunk.stamp_ns <= self._newest_stamp:
                 reason = 'out_of_order'

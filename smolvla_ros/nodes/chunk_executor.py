@@ -7,7 +7,11 @@ fusion, safety, latency, metrics) and :class:`~smolvla_ros.core.assembly.Observa
 * the ``control_hz`` timer -> ``joint_commands`` + ``executed_action`` (stamp = due time);
 * a timer at the same rate asks the trigger, assembles the observation (decode, resize to the
   contract's policy size, JPEG) and sends it with ``call_async``: the round trip never blocks;
-* joint_states, camera and task subscriptions, the service answers, ``/diagnostics``.
+* joint_states, camera and task subscriptions, the service answers, ``/diagnostics``;
+* ``~/clear`` (std_srvs/Trigger) and, when ``reset_topic`` is set, every message on it (or only
+  those whose JSON ``event`` is ``reset_event``) drop the plan: ``ExecutorCore.clear``. The
+  simulated profiles point it at so101_sim's ``sim/episode`` so that ``sim/reset`` starts the
+  new episode without the old episode's plan.
 
 It spins a SingleThreadedExecutor. Every callback is short (the longest, building a request, is a
 few ms of JPEG work) and the service call is asynchronous, so nothing waits on the policy. The
@@ -37,11 +41,12 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from smolvla_msgs.msg import ActionChunk
 from smolvla_msgs.srv import PredictChunk
 from std_msgs.msg import String
+from std_srvs.srv import Trigger
 
 from smolvla_ros.core.alignment import StaleStreamError
 from smolvla_ros.core.assembly import JointMismatchError, ObservationAssembler
 from smolvla_ros.core.contract import default_contract_path, load_contract
-from smolvla_ros.core.executor_core import ExecutorConfig, ExecutorCore
+from smolvla_ros.core.executor_core import ExecutorConfig, ExecutorCore, clears_plan
 from smolvla_ros.core.stats import LatencyRecorder
 from smolvla_ros.core.types import InvalidDataError
 from smolvla_ros.nodes.node_main import run_node
@@ -91,6 +96,10 @@ class ChunkExecutor(Node):
         self.encoding = ImageEncoding(p('image_format', 'jpeg', "'jpeg' or 'raw'"),
                                       p('jpeg_quality', 90, 'JPEG quality 1..100'))
         diag_period = p('diagnostics_period_s', 1.0, '/diagnostics period (s)')
+        reset_topic = p('reset_topic', '', 'std_msgs/String topic whose messages clear the plan '
+                        "(empty: off; the simulated profiles use 'sim/episode')")
+        self.reset_event = p('reset_event', '', "clear only on JSON messages with this 'event' "
+                             "(empty: on every message; 'reset' for sim/episode)")
 
         self.core = ExecutorCore(self.config)
         self.assembler = ObservationAssembler(c, max_age_s=max_age or None, decode=self._decode)
@@ -113,6 +122,11 @@ class ChunkExecutor(Node):
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.create_subscription(String, c.task.topic, self._on_task, latched)
         self.client = self.create_client(PredictChunk, service)
+        self.create_service(Trigger, '~/clear', self._on_clear_service)
+        if reset_topic:
+            # Volatile on purpose: a latched publisher (sim/episode) would replay its old events
+            # to a late-joining executor, and an old reset must not drop a new plan.
+            self.create_subscription(String, reset_topic, self._on_reset_message, 10)
         period = 1.0 / self.config.control_hz
         self.create_timer(period, self._on_tick)
         self.create_timer(period, self._on_request_timer)
@@ -171,6 +185,23 @@ class ChunkExecutor(Node):
             self._cmd_pub.publish(msg)
             self._exec_pub.publish(msg)
         self.tick_ms.add((time.perf_counter() - start) * 1e3)
+
+    # -- clearing --------------------------------------------------------------------------------
+    def _clear(self, why: str) -> str:
+        dropped = self.core.clear(self.get_clock().now().nanoseconds)
+        text = f'plan cleared ({why})' + (
+            f'; the answer to request {dropped} will be ignored' if dropped is not None else '')
+        self.get_logger().info(text)
+        return text
+
+    def _on_clear_service(self, request: Trigger.Request, response: Trigger.Response):
+        response.message = self._clear('~/clear')
+        response.success = True
+        return response
+
+    def _on_reset_message(self, msg: String) -> None:
+        if clears_plan(msg.data, self.reset_event):
+            self._clear(f'reset_topic: {msg.data[:80]}')
 
     # -- requests --------------------------------------------------------------------------------
     def _on_request_timer(self) -> None:
@@ -243,6 +274,7 @@ class ChunkExecutor(Node):
         values.update({'tick_p50_ms': f'{tick.p50_ms:.3f}', 'tick_p95_ms': f'{tick.p95_ms:.3f}',
                        'jitter_p95_ms': f'{jitter.p95_ms:.3f}', 'mode': self.config.mode,
                        'fusion': self.config.fusion, 'in_flight': str(self.core.in_flight),
+                       'clears': str(self.core.clears),
                        'service_unavailable': str(self._no_service)})
         level, text = DiagnosticStatus.OK, 'executing' if self.core.started else 'waiting'
         if not report.ok:

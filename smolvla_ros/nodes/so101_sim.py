@@ -5,8 +5,11 @@ every physics tick the servos' goals become the position targets, and the simula
 become the servos' encoder positions (through the calibration, sim/servo_bridge.py); a servo
 with torque off leaves its joint limp. Published (relative names):
 
-- ``cameras/<front|wrist>/image_raw/compressed`` (JPEG) and ``.../camera_info`` at ``camera_hz``
-  (CPU rendering: ~50 ms a 256x256 frame, so keep size and rate modest);
+- every contract camera the scene has (``front``, ``wrist``) on its contract topic (JPEG, or rgb8
+  when the contract says ``compressed: false``) and ``cameras/<name>/camera_info`` (pinhole
+  intrinsics from the camera's vertical fovy) at ``camera_hz``, at the contract's width x height
+  unless ``image_width``/``image_height`` say otherwise (sim/cameras.py; CPU rendering costs
+  ~70 ms for both cameras at 640x480 on 2 cores, so keep the rate modest);
 - ``sim/cube_pose`` (geometry_msgs/PoseStamped, base frame; privileged, for the oracle);
 - ``sim/success`` (std_msgs/Bool, every tick) and ``sim/episode`` (std_msgs/String JSON events:
   reset / success, transient-local);
@@ -25,16 +28,19 @@ from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
-from sensor_msgs.msg import CameraInfo, CompressedImage
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
+from smolvla_ros.core.contract import default_contract_path, load_contract
 from smolvla_ros.hardware.emulator.server import ServoEmulator
 from smolvla_ros.hardware.feetech.calibration import load_calibration
 from smolvla_ros.nodes.node_main import run_node
 from smolvla_ros.ros.compressed import rgb_to_compressed
+from smolvla_ros.ros.image import rgb_to_image
 from smolvla_ros.ros.time import ns_to_stamp
-from smolvla_ros.sim.render import CameraRenderer
+from smolvla_ros.sim.cameras import CameraRig, SimCamera, buffer_size, select_cameras
+from smolvla_ros.sim.render import Intrinsics
 from smolvla_ros.sim.scene import CAMERA_NAMES, SceneConfig
 from smolvla_ros.sim.servo_bridge import ServoBridge
 from smolvla_ros.sim.success import SuccessConfig
@@ -48,7 +54,11 @@ class So101Sim(Node):
         port = p('port', '/tmp/smolvla_so101_sim', 'path of the symlink to the emulated bus')
         cal_file = p('calibration_file', '', 'LeRobot calibration JSON preloaded in the servos')
         seed = p('seed', 0, 'seed of the first episode (cube pose and colour)')
-        size = p('image_size', 256, 'square camera frame size (px)')
+        contract_file = p('contract_file', '', 'robot contract YAML (empty: config/contracts/'
+                          'so101.yaml): camera names, topics and frame sizes')
+        width = p('image_width', 0, 'frame width of every camera (px); 0: the contract size')
+        height = p('image_height', 0, 'frame height of every camera (px); 0: the contract size')
+        square = p('image_size', 0, 'deprecated: square frames of this size (px); 0: unset')
         self.camera_hz = p('camera_hz', 10.0, 'camera frame rate (Hz)')
         physics_hz = p('physics_hz', 100.0, 'rate of the physics/bus timer (Hz)')
         self.max_catch_up_s = p('max_catch_up_s', 0.05, 'most simulated time per tick (s)')
@@ -59,11 +69,25 @@ class So101Sim(Node):
             raise ValueError('parameter calibration_file is required')
         if not 0.5 <= self.camera_hz <= 60 or not 10 <= physics_hz <= 1000:
             raise ValueError('camera_hz must be in [0.5, 60] and physics_hz in [10, 1000]')
+        if square:
+            if width or height:
+                raise ValueError('image_size is a deprecated alias of image_width = image_height:'
+                                 ' give one or the other')
+            self.get_logger().warning('image_size is deprecated: use image_width/image_height '
+                                      '(square frames do not match a 4:3 contract)')
+            width = height = square
         calibration = load_calibration(cal_file)
-        self.world = SimWorld(SceneConfig(bowl=bowl, image_width=size, image_height=size),
+        contract = load_contract(contract_file or default_contract_path())
+        selection = select_cameras(contract, CAMERA_NAMES, width, height)
+        if selection.missing:
+            self.get_logger().warning(f'contract cameras {list(selection.missing)} are not in '
+                                      f'the scene (it has {list(CAMERA_NAMES)}): not published')
+        self.cameras = selection.cameras
+        buf_w, buf_h = buffer_size(self.cameras)
+        self.world = SimWorld(SceneConfig(bowl=bowl, image_width=buf_w, image_height=buf_h),
                               SuccessConfig(task=task), seed=seed)
         self.bridge = ServoBridge(calibration)
-        self.renderer = CameraRenderer(self.world.model, size, size)
+        self.rig = CameraRig(self.world.model, self.cameras)
         start = self.bridge.actual_ticks(self.world.joint_positions())
         self.emulator = ServoEmulator(list(start), motion='external', link_path=port)
         for c in calibration.values():
@@ -75,10 +99,11 @@ class So101Sim(Node):
         self.emulator.start()
 
         latched = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self._img_pubs = {c: self.create_publisher(
-            CompressedImage, f'cameras/{c}/image_raw/compressed', 2) for c in CAMERA_NAMES}
-        self._info_pubs = {c: self.create_publisher(CameraInfo, f'cameras/{c}/camera_info', 2)
-                           for c in CAMERA_NAMES}
+        self._img_pubs = {c.name: self.create_publisher(
+            CompressedImage if c.compressed else Image, c.topic, 2) for c in self.cameras}
+        self._info_pubs = {c.name: self.create_publisher(CameraInfo, c.info_topic, 2)
+                           for c in self.cameras}
+        self._infos = {c.name: _camera_info(c, self.rig.intrinsics(c.name)) for c in self.cameras}
         self._cube_pub = self.create_publisher(PoseStamped, 'sim/cube_pose', 10)
         self._success_pub = self.create_publisher(Bool, 'sim/success', 10)
         self._episode_pub = self.create_publisher(String, 'sim/episode', latched)
@@ -86,11 +111,13 @@ class So101Sim(Node):
         self._succeeded = False
         self._last = time.monotonic()
         self.create_timer(1.0 / physics_hz, self._on_physics)
-        self.create_timer(1.0 / self.camera_hz, self._on_camera)
+        if self.cameras:
+            self.create_timer(1.0 / self.camera_hz, self._on_camera)
         self._event('reset')
+        cams = ', '.join(f'{c.name} {c.width}x{c.height}' for c in self.cameras) or 'none'
         self.get_logger().info(
             f'SO-101 sim on {self.emulator.port_path} (pty {self.emulator.pty_path}), cameras '
-            f'{list(CAMERA_NAMES)} {size}x{size} at {self.camera_hz:g} Hz, seed {seed}')
+            f'{cams} at {self.camera_hz:g} Hz, seed {seed}, contract {contract.source}')
 
     def _param(self, name: str, default, description: str):
         is_float = isinstance(default, float)
@@ -123,13 +150,18 @@ class So101Sim(Node):
 
     def _on_camera(self) -> None:
         stamp_ns = self.get_clock().now().nanoseconds
-        for cam in CAMERA_NAMES:
-            rgb = self.renderer.render(self.world.data, cam)
-            self._img_pubs[cam].publish(rgb_to_compressed(
-                rgb, quality=self.jpeg_quality, stamp_ns=stamp_ns, frame_id=f'{cam}_camera'))
-            info = CameraInfo(width=rgb.shape[1], height=rgb.shape[0])
-            info.header.stamp, info.header.frame_id = ns_to_stamp(stamp_ns), f'{cam}_camera'
-            self._info_pubs[cam].publish(info)
+        for cam in self.cameras:
+            rgb = self.rig.render(self.world.data, cam.name)
+            frame_id = f'{cam.name}_camera'
+            if cam.compressed:
+                msg = rgb_to_compressed(rgb, quality=self.jpeg_quality, stamp_ns=stamp_ns,
+                                        frame_id=frame_id)
+            else:
+                msg = rgb_to_image(rgb, stamp_ns=stamp_ns, frame_id=frame_id)
+            self._img_pubs[cam.name].publish(msg)
+            info = self._infos[cam.name]
+            info.header.stamp = ns_to_stamp(stamp_ns)
+            self._info_pubs[cam.name].publish(info)
 
     def _event(self, kind: str) -> None:
         w = self.world
@@ -148,8 +180,19 @@ class So101Sim(Node):
 
     def destroy_node(self) -> None:
         self.emulator.stop()
-        self.renderer.close()
+        self.rig.close()
         super().destroy_node()
+
+
+def _camera_info(camera: SimCamera, k: Intrinsics) -> CameraInfo:
+    """CameraInfo of a rendered camera: its size and the ideal pinhole (no distortion)."""
+    info = CameraInfo(width=camera.width, height=camera.height, distortion_model='plumb_bob')
+    info.header.frame_id = f'{camera.name}_camera'
+    info.d = [0.0] * 5
+    info.k = list(k.k)
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = list(k.p)
+    return info
 
 
 def main(args: list[str] | None = None) -> int:

@@ -18,7 +18,8 @@ from smolvla_ros.cli import main  # noqa: E402
 
 def test_short_demo_writes_video_plot_and_summary(tmp_path: Path, capsys) -> None:
     out = tmp_path / 'demo_out'
-    rc = main(['demo', '--duration', '4', '--out', str(out), '--size', '96', '--video-fps', '5'])
+    rc = main(['demo', '--duration', '4', '--out', str(out), '--width', '96', '--height', '72',
+               '--video-fps', '5'])
     assert rc == 0
     video, plot = out / 'demo.mp4', out / 'chunks.png'
     assert video.stat().st_size > 1000 and plot.stat().st_size > 10_000
@@ -27,7 +28,7 @@ def test_short_demo_writes_video_plot_and_summary(tmp_path: Path, capsys) -> Non
     with av.open(str(video)) as container:
         frames = [f for f in container.decode(video=0)]
     assert len(frames) >= 18  # 4 s at 5 fps
-    assert (frames[0].width, frames[0].height) == (96, 96)
+    assert (frames[0].width, frames[0].height) == (96, 72)
     summary = json.loads((out / 'summary.json').read_text())
     assert summary['picked'] >= 1 and summary['chunks'] >= 2
     assert summary['starvation_ticks'] == 0  # async with 300 ms latency never starves
@@ -38,4 +39,5 @@ def test_short_demo_writes_video_plot_and_summary(tmp_path: Path, capsys) -> Non
 
 def test_demo_rejects_bad_arguments(tmp_path: Path) -> None:
     assert main(['demo', '--duration', '0', '--out', str(tmp_path)]) == 2
-    assert main(['demo', '--size', '7', '--out', str(tmp_path)]) == 2
+    assert main(['demo', '--width', '7', '--out', str(tmp_path)]) == 2
+    assert main(['demo', '--height', '481', '--out', str(tmp_path)]) == 2  # yuv420p: even

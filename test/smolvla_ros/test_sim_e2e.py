@@ -7,9 +7,11 @@ the simulator's start); then the test starts a fresh episode through ``sim/reset
 the simulator's ``success`` event for it within a tight bound of simulated time, then stops the
 stack with Ctrl-C and requires every node to exit on SIGINT alone.
 
-The reset comes after a success on purpose: ``sim/reset`` teleports the arm home while the
-executor keeps running the plan it has queued (it does not know about episodes); mid-approach,
-that plan can swing the arm through the new cube.
+The simulator renders both cameras at the contract's 640x480 (the profile's default). The
+executor clears its plan on the simulator's ``reset`` event (``reset_topic``), checked through its
+``clears`` counter. The reset still comes after a success on purpose: ``sim/reset`` teleports the
+arm home, but the driver's goal stays where the arm was, so the arm first swings back toward it;
+mid-approach that can push the new cube.
 """
 from __future__ import annotations
 
@@ -120,10 +122,9 @@ def _wait_success(watcher: _Watcher, episode: int, timeout_s: float, proc: subpr
 
 def test_async_oracle_picks_the_cube_in_real_time_then_stops_cleanly(ros_env, tmp_path) -> None:
     log = tmp_path / 'up.log'
-    # Small frames keep the CPU renderer light on 2 cores; camera_max_age_s keeps the profile's
-    # value, set from the 10 Hz render rate (config/profiles/so101_demo.yaml).
-    command = _up_command('so101_demo', f'port:={tmp_path / "bus"}', 'seed:=3',
-                          'image_size:=128', 'camera_hz:=10.0')
+    # The profile's cameras (the contract's 640x480 at 10 Hz) and camera_max_age_s (set from the
+    # render rate, config/profiles/so101_demo.yaml): the deployed configuration.
+    command = _up_command('so101_demo', f'port:={tmp_path / "bus"}', 'seed:=3')
     with log.open('w') as out:
         proc = subprocess.Popen(command, env=ros_env, stdout=out, stderr=subprocess.STDOUT,
                                 text=True)
@@ -131,6 +132,8 @@ def test_async_oracle_picks_the_cube_in_real_time_then_stops_cleanly(ros_env, tm
     try:
         first = _wait_success(watcher, 0, FIRST_PICK_WALL_S, proc, log)
         assert first['seed'] == 3 and first['sim_time'] <= FIRST_PICK_SIM_S, first
+        assert watcher.spin_until(lambda: 'clears' in watcher.execution, 10.0, proc, log)
+        clears_before = int(watcher.execution['clears'])  # the executor's start-up is long past
 
         message = watcher.reset(proc, log)  # a fresh episode, started while the stack runs
         episode = int(message.split()[1].rstrip(','))
@@ -145,6 +148,8 @@ def test_async_oracle_picks_the_cube_in_real_time_then_stops_cleanly(ros_env, tm
         assert int(stats['chunks_accepted']) >= 3, stats
         assert int(stats['commands']) > 30, stats
         assert stats['mode'] == 'async', stats
+        # The reset event cleared the old episode's plan, once.
+        assert int(stats['clears']) == clears_before + 1, (clears_before, stats)
     finally:
         watcher.close()
         if proc.poll() is None:

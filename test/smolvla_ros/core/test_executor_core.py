@@ -13,6 +13,7 @@ from smolvla_ros.core.executor_core import (
     ExecutorCore,
     RequestInFlightError,
     TickResult,
+    clears_plan,
 )
 from smolvla_ros.core.types import ActionChunkData, ObservationData
 
@@ -291,3 +292,96 @@ def test_config_from_contract():
     assert cfg.joint_names == contract.joint_names and cfg.fps == 30.0
     assert cfg.control_hz == 100.0 and cfg.fusion == 'rtc'
     assert ExecutorConfig.from_contract(contract).control_hz == 30.0
+
+
+def _obs(t: int, state: np.ndarray) -> ObservationData:
+    return ObservationData(stamp_ns=t, request_id=0, task='x', joint_names=NAMES, state=state)
+
+
+def _answer(t: int, request_id: int, positions_at) -> ActionChunkData:
+    times = t + np.rint(np.arange(50) * DT * 1e9).astype(np.int64)  # [50]
+    return ActionChunkData(stamp_ns=t, request_id=request_id, joint_names=NAMES, dt=DT,
+                           positions=positions_at(times))
+
+
+@pytest.mark.parametrize('mode', ['async', 'sync'])
+def test_clear_drops_plan_and_late_answer_then_the_new_plan_starts_from_the_observed_state(mode):
+    """A new episode: the old plan and the answer still in flight must never reach the arm."""
+    core = make_core(mode=mode, request_timeout_s=5.0)
+    sim = Sim(core, latency_s=0.1)
+    sim.run(T0 + 3 * 10**9)
+    period = round(1e9 / core.config.control_hz)
+    for _ in range(300):  # one tick at a time until a request is in flight (answer not yet in)
+        if sim.pending:
+            break
+        sim.run(sim.ticks[-1][0] + period + 1)
+    assert sim.pending and core.in_flight is not None
+    now = sim.ticks[-1][0] + period
+    arrival, stale, sent = sim.pending.pop()
+    old_command = core.last_command
+    assert core.remaining_ns(now) > 0 or mode == 'sync'
+
+    assert core.clear(now) == stale.request_id
+    assert core.clears == 1 and core.in_flight is None and core.remaining_ns(now) == 0
+    assert not core.started and core.last_command is None
+    idle = core.tick(now)
+    assert idle.status == 'idle' and idle.position is None  # the driver holds its last goal
+    decision = core.trigger_decision(now)
+    assert decision.request, decision  # at the first opportunity, not after the old timing
+
+    late = core.on_chunk(stale, sent, max(arrival, now + 1))  # the old answer, arriving late
+    assert not late.accepted and late.reason == 'cleared'
+    assert core.tick(now + 2).status == 'idle'  # nothing of it was queued
+
+    # The new episode: the arm was moved (teleported home); the new policy plans g = f + 0.5.
+    def g(t):
+        return f(t) + 0.5
+
+    request = core.make_request(_obs(now + 3, g(now + 3)), now + 3)
+    assert request.request_id > stale.request_id
+    accepted = core.on_chunk(_answer(now + 3, request.request_id, g), now + 3,
+                             now + 3 + round(0.1e9))
+    assert accepted.accepted, accepted
+    after = [(t, core.tick(t)) for t in range(now + 3 + round(0.1e9), now + 10**9, period)]
+    assert all(r.status == 'plan' for _, r in after)
+    first = after[0][1].position
+    # The crossfade starts from the state observed for the new request, not the old command:
+    # the first command is one action step from g, while the old command is ~0.5 rad away.
+    step = float(np.max(AMP * 2 * np.pi * FREQ)) * DT
+    assert np.abs(first - g(after[0][0])).max() <= 4 * step
+    assert np.abs(first - old_command).max() > 0.3
+    m = core.metrics()
+    assert m.chunks_dropped.get('cleared') == 1
+    # The switch of episodes is not a seam of the fusion: seam jumps stay those of the motion.
+    assert m.seam_jump_max <= 4 * step
+
+
+def test_clear_lifts_the_failure_backoff_and_counts_each_clear():
+    core = make_core(retry_interval_s=1.0)
+    request = core.make_request(_obs(T0, f(T0)), T0)
+    core.on_request_failed(request.request_id, T0 + 1)
+    assert core.trigger_decision(T0 + 2).reason == 'backoff'
+    assert core.clear(T0 + 3) is None  # nothing was in flight
+    assert core.should_request(T0 + 4)
+    core.clear(T0 + 5)
+    assert core.clears == 2
+    # Answers to requests made after the clear are accepted as usual.
+    again = core.make_request(_obs(T0 + 6, f(T0 + 6)), T0 + 6)
+    assert core.on_chunk(_answer(T0 + 6, again.request_id, f), T0 + 6, T0 + 7).accepted
+    # A request already past its timeout when the clear comes is a timeout, not a dropped one.
+    late = core.make_request(_obs(T0 + 8, f(T0 + 8)), T0 + 8)
+    assert late.request_id == core.in_flight
+    assert core.clear(T0 + 8 + round(core.config.request_timeout_s * 1e9) + 1) is None
+    assert core.metrics().timeouts == 1
+
+
+@pytest.mark.parametrize(('text', 'event', 'expected'), [
+    ('anything', '', True),
+    ('{"event": "reset", "episode": 2}', 'reset', True),
+    ('{"event": "success", "episode": 2}', 'reset', False),
+    ('not json', 'reset', False),
+    ('["reset"]', 'reset', False),
+    ('{"episode": 2}', 'reset', False),
+])
+def test_reset_topic_messages_that_clear_the_plan(text, event, expected):
+    assert clears_plan(text, event) is expected

@@ -58,11 +58,17 @@ cameras:
 
 
 class FakeRobot(Node):
-    """Joint states (50 Hz), a camera (20 Hz) and an analytic PredictChunk server."""
+    """Joint states (50 Hz), a camera (20 Hz) and an analytic PredictChunk server.
+
+    ``publish=False`` or ``serve=False`` leaves out the streams or the server: a hanging server
+    blocks its node's single-threaded executor, so a test that needs the streams to go on while
+    the server hangs runs the two halves as two nodes, each spun on its own.
+    """
 
     def __init__(self, context, *, fps: float, chunk_size: int = 30, delay_s: float = 0.15,
-                 function=analytic) -> None:
-        super().__init__('fake_robot', context=context)
+                 function=analytic, name: str = 'fake_robot', publish: bool = True,
+                 serve: bool = True) -> None:
+        super().__init__(name, context=context)
         self.dt = 1.0 / fps
         self.chunk_size = chunk_size
         self.delay_s = delay_s
@@ -76,10 +82,12 @@ class FakeRobot(Node):
         self._js = self.create_publisher(JointState, 'joint_states', 10)
         self._cam = self.create_publisher(CompressedImage, 'cameras/front/image_raw/compressed',
                                           2)
-        self.create_timer(0.02, self._publish_state, callback_group=group)
-        self.create_timer(0.05, self._publish_frame, callback_group=group)
-        self.create_service(PredictChunk, 'predict_chunk', self._answer,
-                            callback_group=MutuallyExclusiveCallbackGroup())
+        if publish:
+            self.create_timer(0.02, self._publish_state, callback_group=group)
+            self.create_timer(0.05, self._publish_frame, callback_group=group)
+        if serve:
+            self.create_service(PredictChunk, 'predict_chunk', self._answer,
+                                callback_group=MutuallyExclusiveCallbackGroup())
 
     def _publish_state(self) -> None:
         now = self.get_clock().now().nanoseconds

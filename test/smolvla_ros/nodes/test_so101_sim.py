@@ -1,4 +1,8 @@
-"""so101_sim + the real feetech_driver: the driver reads the simulated joints and moves them."""
+"""so101_sim + the real feetech_driver: the driver reads the simulated joints and moves them.
+
+Plus the cameras: frames at the configured width x height with a camera_info that matches, and
+the deprecated square ``image_size``.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,10 +19,11 @@ rclpy = pytest.importorskip('rclpy')
 
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from sensor_msgs.msg import CompressedImage, JointState  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, JointState  # noqa: E402
 
 from smolvla_ros.nodes.feetech_driver import FeetechDriver  # noqa: E402
 from smolvla_ros.nodes.so101_sim import So101Sim  # noqa: E402
+from smolvla_ros.ros.compressed import compressed_to_rgb  # noqa: E402
 from smolvla_ros.ros.joint_state import joint_state_to_numpy, numpy_to_joint_state  # noqa: E402
 from smolvla_ros.sim.scene import JOINT_NAMES  # noqa: E402
 
@@ -46,28 +51,38 @@ def test_driver_reads_sim_joints_and_commands_move_them(rclpy_context, tmp_path:
     port = str(tmp_path / 'so101_sim_bus')
     sim = So101Sim(context=rclpy_context, parameter_overrides=[
         Parameter('port', value=port), Parameter('calibration_file', value=CAL),
-        Parameter('image_size', value=64), Parameter('camera_hz', value=5.0)])
+        Parameter('image_width', value=80), Parameter('image_height', value=60),
+        Parameter('camera_hz', value=5.0)])
     driver = FeetechDriver(context=rclpy_context, parameter_overrides=[
         Parameter('port', value=port), Parameter('calibration_file', value=CAL),
         Parameter('enable_torque_on_start', value=True), Parameter('rate_hz', value=50.0)])
     helper = rclpy.create_node('helper', context=rclpy_context)
     states: list = []
     images: list = []
+    infos: list = []
     helper.create_subscription(JointState, 'joint_states', lambda m: states.append(m), 10)
     helper.create_subscription(CompressedImage, 'cameras/front/image_raw/compressed',
                                lambda m: images.append(m), 2)
+    helper.create_subscription(CameraInfo, 'cameras/front/camera_info',
+                               lambda m: infos.append(m), 2)
     commands = helper.create_publisher(JointState, 'joint_commands', 10)
     executor = SingleThreadedExecutor(context=rclpy_context)
     for node in (sim, driver, helper):
         executor.add_node(node)
     try:
-        assert _spin_until(executor, lambda: len(states) > 5 and images, 20.0)
+        assert _spin_until(executor, lambda: len(states) > 5 and images and infos, 20.0)
         assert joint_state_to_numpy(states[-1]).names == JOINT_NAMES
         # One encoder tick is 0.0015 rad. The physics runs on while the message travels, so the
         # published reading is compared once the arm has settled rather than at one racy instant.
         assert _spin_until(executor, lambda: _reading_matches(states, sim, 0.01), 10.0), (
             joint_state_to_numpy(states[-1]).position, sim.world.joint_positions())
         assert images[-1].format == 'jpeg' and len(images[-1].data) > 100
+        assert compressed_to_rgb(images[-1]).shape == (60, 80, 3)
+        info = infos[-1]
+        assert (info.width, info.height, info.header.frame_id) == (80, 60, 'front_camera')
+        # Square pixels, optical axis at the centre, fy from the front camera's fovy (45 deg).
+        fy = 30.0 / np.tan(np.radians(45.0) / 2)
+        np.testing.assert_allclose(info.k, [fy, 0, 39.5, 0, fy, 29.5, 0, 0, 1], rtol=1e-9)
 
         goal = sim.world.joint_positions() + np.array([0.3, 0.2, -0.2, 0.2, 0.4, 0.2])
         msg = numpy_to_joint_state(JOINT_NAMES, goal)
@@ -86,3 +101,17 @@ def test_driver_reads_sim_joints_and_commands_move_them(rclpy_context, tmp_path:
             if node is driver:
                 node.shutdown()
             node.destroy_node()
+
+
+def test_image_size_is_a_deprecated_square_alias(rclpy_context, tmp_path: Path) -> None:
+    common = [Parameter('port', value=str(tmp_path / 'bus')),
+              Parameter('calibration_file', value=CAL), Parameter('image_size', value=64)]
+    with pytest.raises(ValueError, match='deprecated alias'):
+        So101Sim(context=rclpy_context, parameter_overrides=[
+            *common, Parameter('image_width', value=80), Parameter('image_height', value=60)])
+    sim = So101Sim(context=rclpy_context, parameter_overrides=common)
+    try:
+        assert [(c.name, c.width, c.height) for c in sim.cameras] == [
+            ('front', 64, 64), ('wrist', 64, 64)]
+    finally:
+        sim.destroy_node()
