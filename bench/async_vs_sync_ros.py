@@ -90,7 +90,7 @@ class _Watcher:
         self._rclpy.try_shutdown(context=self.context)
 
 
-def run_one(mode: str, latency_ms: int, window_s: float, image_size: int,
+def run_one(mode: str, latency_ms: int, window_s: float, image: tuple[int, int],
             workdir: Path) -> dict:
     """One `smolvla-ros up` run; the window's figures from the executor's counters."""
     domain = random.randint(1, 215)
@@ -99,7 +99,8 @@ def run_one(mode: str, latency_ms: int, window_s: float, image_size: int,
     env['PATH'] = os.path.dirname(sys.executable) + os.pathsep + env.get('PATH', '')
     log = workdir / f'{mode}_{latency_ms}.log'
     args = ['sim:=true', 'oracle:=true', f'extra_latency_ms:={float(latency_ms)}',
-            'camera_max_age_s:=0.35', f'image_size:={image_size}', f'port:={workdir / "bus"}']
+            'camera_max_age_s:=0.35', f'image_width:={image[0]}', f'image_height:={image[1]}',
+            f'port:={workdir / "bus"}']
     with log.open('w') as out:
         proc = subprocess.Popen(_up_command(f'so101_{mode}', args), env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
@@ -153,14 +154,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--window', type=float, default=12.0, help='seconds measured per run')
     parser.add_argument('--latencies', type=int, nargs='+', default=list(LATENCIES_MS))
     parser.add_argument('--modes', nargs='+', default=list(MODES), choices=MODES)
-    parser.add_argument('--image-size', type=int, default=128, help='simulated frame size (px)')
+    parser.add_argument('--image-width', type=int, default=0,
+                        help="simulated frame width (px; 0: the contract's)")
+    parser.add_argument('--image-height', type=int, default=0,
+                        help="simulated frame height (px; 0: the contract's)")
     parser.add_argument('--out', type=Path, default=RESULTS / 'async_vs_sync_ros.json')
     args = parser.parse_args(argv)
     rows = []
+    image = (args.image_width, args.image_height)
     with tempfile.TemporaryDirectory(prefix='async_vs_sync_ros-') as tmp:
         for latency in args.latencies:
             for mode in args.modes:
-                rows.append(run_one(mode, latency, args.window, args.image_size, Path(tmp)))
+                rows.append(run_one(mode, latency, args.window, image, Path(tmp)))
                 r = rows[-1]
                 print(f'{mode} {latency} ms: waiting {r["waiting_fraction"]:.1%}, '
                       f'{r["planned_per_s"]:.1f} planned/s', file=sys.stderr, flush=True)
@@ -176,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = {'nproc': os.cpu_count(), 'cpu': cpu_model(), 'python': platform.python_version()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({'machine': machine, 'window_s': args.window,
-                                    'image_size': args.image_size, 'rows': rows}, indent=2))
+                                    'image': list(image), 'rows': rows}, indent=2))
     print(f'\nmachine: {machine}; wrote {args.out}')
     return 0
 

@@ -58,7 +58,6 @@ class So101Sim(Node):
                           'so101.yaml): camera names, topics and frame sizes')
         width = p('image_width', 0, 'frame width of every camera (px); 0: the contract size')
         height = p('image_height', 0, 'frame height of every camera (px); 0: the contract size')
-        square = p('image_size', 0, 'deprecated: square frames of this size (px); 0: unset')
         self.camera_hz = p('camera_hz', 10.0, 'camera frame rate (Hz)')
         physics_hz = p('physics_hz', 100.0, 'rate of the physics/bus timer (Hz)')
         self.max_catch_up_s = p('max_catch_up_s', 0.05, 'most simulated time per tick (s)')
@@ -69,13 +68,6 @@ class So101Sim(Node):
             raise ValueError('parameter calibration_file is required')
         if not 0.5 <= self.camera_hz <= 60 or not 10 <= physics_hz <= 1000:
             raise ValueError('camera_hz must be in [0.5, 60] and physics_hz in [10, 1000]')
-        if square:
-            if width or height:
-                raise ValueError('image_size is a deprecated alias of image_width = image_height:'
-                                 ' give one or the other')
-            self.get_logger().warning('image_size is deprecated: use image_width/image_height '
-                                      '(square frames do not match a 4:3 contract)')
-            width = height = square
         calibration = load_calibration(cal_file)
         contract = load_contract(contract_file or default_contract_path())
         selection = select_cameras(contract, CAMERA_NAMES, width, height)

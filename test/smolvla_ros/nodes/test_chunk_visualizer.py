@@ -141,7 +141,7 @@ def test_runs_in_the_simulation_profile(tmp_path: Path, ros_env: dict[str, str])
     log = tmp_path / 'up.log'
     cmd = [str(Path(sys.executable).parent / 'smolvla-ros'), 'up', 'so101_async', 'sim:=true',
            'oracle:=true', 'visualize:=true', 'max_obs_age_s:=0.5', 'camera_hz:=5.0',
-           'image_size:=64', f'port:={tmp_path / "bus"}']
+           'image_width:=64', 'image_height:=48', f'port:={tmp_path / "bus"}']
 
     def ready() -> bool:
         return any({'predicted_chunk', 'executed', 'ghost'} <= {m.ns for m in arr.markers}

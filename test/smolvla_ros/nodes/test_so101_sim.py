@@ -1,7 +1,6 @@
 """so101_sim + the real feetech_driver: the driver reads the simulated joints and moves them.
 
-Plus the cameras: frames at the configured width x height with a camera_info that matches, and
-the deprecated square ``image_size``.
+Plus the cameras: frames at the configured width x height with a camera_info that matches.
 """
 from __future__ import annotations
 
@@ -102,16 +101,3 @@ def test_driver_reads_sim_joints_and_commands_move_them(rclpy_context, tmp_path:
                 node.shutdown()
             node.destroy_node()
 
-
-def test_image_size_is_a_deprecated_square_alias(rclpy_context, tmp_path: Path) -> None:
-    common = [Parameter('port', value=str(tmp_path / 'bus')),
-              Parameter('calibration_file', value=CAL), Parameter('image_size', value=64)]
-    with pytest.raises(ValueError, match='deprecated alias'):
-        So101Sim(context=rclpy_context, parameter_overrides=[
-            *common, Parameter('image_width', value=80), Parameter('image_height', value=60)])
-    sim = So101Sim(context=rclpy_context, parameter_overrides=common)
-    try:
-        assert [(c.name, c.width, c.height) for c in sim.cameras] == [
-            ('front', 64, 64), ('wrist', 64, 64)]
-    finally:
-        sim.destroy_node()
