@@ -13,6 +13,9 @@ import pytest
 
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(1, 215)))
+# MuJoCo fixes its GL backend at first import; a test module that imports mujoco before
+# smolvla_ros.sim would leave the whole process on GLFW, which fails on a headless CI machine.
+os.environ.setdefault('MUJOCO_GL', 'egl')
 
 
 def random_domain_id() -> int:

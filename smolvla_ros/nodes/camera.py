@@ -8,18 +8,19 @@ source (sources pace themselves, see hardware/cameras/base.py), so nothing block
 """
 from __future__ import annotations
 
+from functools import partial
 import sys
 import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from smolvla_ros.hardware.cameras import CameraError, CameraSourceConfig, make_source
 from smolvla_ros.hardware.cameras.rate import RateMeter
 from smolvla_ros.nodes.node_main import run_node
+from smolvla_ros.nodes.params import read_only_parameter
 from smolvla_ros.opencv import cv2
 from smolvla_ros.ros.compressed import rgb_to_compressed
 from smolvla_ros.ros.image import numpy_to_image
@@ -31,7 +32,7 @@ class CameraNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__('camera', **kwargs)
-        p = self._param
+        p = partial(read_only_parameter, self)
         self.name = p('name', 'front', 'camera name: topics are cameras/<name>/...')
         self.source_config = CameraSourceConfig(
             kind=p('source', 'synthetic', "'synthetic', 'device' or 'file'"),
@@ -71,12 +72,6 @@ class CameraNode(Node):
         self._thread.start()
         self.get_logger().info(f'{self.source.description} -> {base}/image_raw'
                                f'{"[/compressed]" if self.publish_compressed else ""}')
-
-    def _param(self, name: str, default, description: str):
-        value = self.declare_parameter(name, default, ParameterDescriptor(
-            description=description, read_only=True,
-            dynamic_typing=isinstance(default, float))).value
-        return float(value) if isinstance(default, float) else value
 
     def _capture_loop(self) -> None:
         while not self._stop.is_set():

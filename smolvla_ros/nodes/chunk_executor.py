@@ -27,13 +27,13 @@ first answer of a returning policy resumes execution.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 import sys
 import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
@@ -50,6 +50,7 @@ from smolvla_ros.core.executor_core import ExecutorConfig, ExecutorCore, clears_
 from smolvla_ros.core.stats import LatencyRecorder
 from smolvla_ros.core.types import InvalidDataError
 from smolvla_ros.nodes.node_main import run_node
+from smolvla_ros.nodes.params import read_only_parameter
 from smolvla_ros.opencv import cv2
 from smolvla_ros.ros.chunk import msg_to_chunk
 from smolvla_ros.ros.compressed import compressed_to_rgb
@@ -65,7 +66,7 @@ class ChunkExecutor(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__('chunk_executor', **kwargs)
-        p = self._param
+        p = partial(read_only_parameter, self)
         contract_file = p('contract_file', '', 'robot contract YAML (empty: config/contracts)')
         self.contract = c = load_contract(contract_file or default_contract_path())
         camera_age = p('camera_max_age_s', 0.0, "cameras' max age (s); 0: the contract's")
@@ -74,6 +75,7 @@ class ChunkExecutor(Node):
                 n: replace(cam, max_age_s=camera_age) for n, cam in c.cameras.items()})
         limits = [p(n, Parameter.Type.DOUBLE_ARRAY, f'{n} per contract joint (rad); unset: none')
                   for n in ('lower_limits', 'upper_limits')]
+        limits = [None if v is None else tuple(v) for v in limits]
         self.config = ExecutorConfig(
             joint_names=c.joint_names, fps=c.fps,
             control_hz=p('control_hz', 0.0, 'tick rate (Hz); 0: the contract fps') or c.fps,
@@ -135,14 +137,6 @@ class ChunkExecutor(Node):
             f'{self.config.mode} at {self.config.control_hz:g} Hz, fusion {self.config.fusion}, '
             f'threshold {self.config.chunk_threshold:g}, service {self.client.srv_name}, '
             f'cameras {list(c.camera_names)}, contract {c.source}')
-
-    def _param(self, name: str, default, description: str):
-        descriptor = ParameterDescriptor(description=description, read_only=True,
-                                         dynamic_typing=isinstance(default, float))
-        value = self.declare_parameter(name, default, descriptor).value
-        if isinstance(default, float):
-            return float(value)
-        return None if value is None else (tuple(value) if isinstance(value, list) else value)
 
     # -- inputs ----------------------------------------------------------------------------------
     def _decode(self, camera: str, msg) -> np.ndarray:

@@ -12,13 +12,13 @@ core/chunk_markers.py; this file only converts.
 """
 from __future__ import annotations
 
+from functools import partial
 import importlib.util
 import sys
 import time
 
 from geometry_msgs.msg import Point, TransformStamped
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
@@ -37,6 +37,7 @@ from smolvla_ros.core.kinematics import ForwardKinematics, matrix_to_quaternion
 from smolvla_ros.core.types import InvalidDataError
 from smolvla_ros.core.urdf_model import UrdfError, default_urdf_path, robot_description
 from smolvla_ros.nodes.node_main import run_node
+from smolvla_ros.nodes.params import read_only_parameter
 from smolvla_ros.ros.chunk import msg_to_chunk
 from smolvla_ros.ros.errors import ConversionError
 from smolvla_ros.ros.joint_state import joint_state_to_numpy
@@ -94,7 +95,7 @@ def scene_to_markers(scene: ChunkScene, style: MarkerStyle, frame_id: str,
 class ChunkVisualizer(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__('chunk_visualizer', **kwargs)
-        p = self._param
+        p = partial(read_only_parameter, self)
         urdf = p('urdf_file', '', 'robot description (default: the package urdf/so101.urdf)')
         self.frame_id = p('frame_id', 'base_link', 'frame of the markers (the URDF root link)')
         hz = p('marker_hz', 10.0, 'marker publishing rate (Hz)')
@@ -120,10 +121,6 @@ class ChunkVisualizer(Node):
         self.create_subscription(JointState, 'joint_states', self.on_joint_states, 50)
         self.create_timer(1.0 / hz, self.publish_markers)
         self.bad_messages = 0
-
-    def _param(self, name: str, default, description: str):
-        d = ParameterDescriptor(description=description, read_only=True)
-        return self.declare_parameter(name, default, d).value
 
     def _tf_publisher(self):
         if importlib.util.find_spec('tf2_msgs') is None:

@@ -8,10 +8,10 @@ served from one timer: nothing blocks outside the executor.
 """
 from __future__ import annotations
 
+from functools import partial
 import sys
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool
@@ -22,6 +22,7 @@ from smolvla_ros.hardware.feetech.bus import FeetechBus, Motor
 from smolvla_ros.hardware.feetech.calibration import load_calibration
 from smolvla_ros.hardware.feetech.errors import FeetechError
 from smolvla_ros.nodes.node_main import run_node
+from smolvla_ros.nodes.params import read_only_parameter
 from smolvla_ros.ros.joint_state import joint_state_to_numpy, numpy_to_joint_state
 
 # ArmConfig field -> description; defaults come from ArmConfig itself (one source of truth).
@@ -46,14 +47,15 @@ ARM_PARAMETERS = {
 class FeetechDriver(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__('feetech_driver', **kwargs)
-        port = self._param('port', '', 'serial port of the servo bus, e.g. /dev/ttyACM0')
-        baudrate = self._param('baudrate', 1_000_000, 'bus baud rate')
-        cal_file = self._param('calibration_file', '', 'LeRobot calibration JSON of this arm')
-        retries = self._param('bus_retries', 2, 'retries per transfer before it counts as failed')
-        timeout_ms = self._param('bus_timeout_ms', 50.0, 'reply timeout margin per transfer (ms)')
-        diag_period = self._param('diagnostics_period_s', 1.0, '/diagnostics period (s)')
+        p = partial(read_only_parameter, self)
+        port = p('port', '', 'serial port of the servo bus, e.g. /dev/ttyACM0')
+        baudrate = p('baudrate', 1_000_000, 'bus baud rate')
+        cal_file = p('calibration_file', '', 'LeRobot calibration JSON of this arm')
+        retries = p('bus_retries', 2, 'retries per transfer before it counts as failed')
+        timeout_ms = p('bus_timeout_ms', 50.0, 'reply timeout margin per transfer (ms)')
+        diag_period = p('diagnostics_period_s', 1.0, '/diagnostics period (s)')
         defaults = ArmConfig()
-        values = {name: self._param(name, _ros_default(getattr(defaults, name)), text)
+        values = {name: p(name, _ros_default(getattr(defaults, name)), text)
                   for name, text in ARM_PARAMETERS.items()}
         self.config = ArmConfig(**values)
         if not port:
@@ -80,13 +82,6 @@ class FeetechDriver(Node):
             f'{self.config.role.value} on {port} at {self.config.rate_hz:g} Hz, '
             f'joints {list(self.arm.joints.names)}')
 
-    def _param(self, name: str, default, description: str):
-        # Floats accept an int from YAML or the command line (rate_hz:=50).
-        is_float = isinstance(default, float)
-        value = self.declare_parameter(name, default, ParameterDescriptor(
-            description=description, read_only=True, dynamic_typing=is_float)).value
-        return float(value) if is_float else value
-
     def _on_cycle(self) -> None:
         was = self.arm.state
         fresh = self.arm.cycle()
@@ -94,7 +89,11 @@ class FeetechDriver(Node):
             log = self.get_logger()
             text = f'state {was.value} -> {self.arm.state.value}'
             reason = f': {self.arm.fault_reason}' if self.arm.fault_reason else ''
-            (log.error if self.arm.state is ArmState.FAULT else log.info)(text + reason)
+            # Two call sites: rclpy refuses a second severity from one call site (it raises).
+            if self.arm.state is ArmState.FAULT:
+                log.error(text + reason)
+            else:
+                log.info(text + reason)
         if self._pending_enable and self.arm.state is ArmState.IDLE:
             self._try_enable_on_start()
         if fresh:

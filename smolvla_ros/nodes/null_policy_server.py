@@ -9,16 +9,18 @@ null_policy_server``). The work per request is ``smolvla_ros.ros.predict.null_an
 """
 from __future__ import annotations
 
+from functools import partial
 import sys
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from smolvla_msgs.srv import PredictChunk
 
 from smolvla_ros.core.stats import LatencyRecorder
 from smolvla_ros.nodes.node_main import run_node
+from smolvla_ros.nodes.params import read_only_parameter
 from smolvla_ros.ros.observation import codec_pool
 from smolvla_ros.ros.predict import NullPolicyConfig, null_answer
 
@@ -30,24 +32,25 @@ class NullPolicyServer(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__('null_policy_server', **kwargs)
+        p = partial(read_only_parameter, self)
         int_range = [IntegerRange(from_value=1, to_value=100_000, step=1)]
         self.config = NullPolicyConfig(
-            chunk_size=self._param('chunk_size', 50, 'actions per answered chunk',
+            chunk_size=p('chunk_size', 50, 'actions per answered chunk',
                                    integer_range=int_range),
-            fps=self._param('fps', 30.0, 'chunk rate; dt = 1/fps seconds',
+            fps=p('fps', 30.0, 'chunk rate; dt = 1/fps seconds',
                             floating_point_range=[FloatingPointRange(
                                 from_value=0.1, to_value=10_000.0, step=0.0)]),
-            decode_images=self._param(
+            decode_images=p(
                 'decode_images', True, 'decode every image like a real server (pays the cost)'),
-            decode_threads=self._param(
+            decode_threads=p(
                 'decode_threads', 1, 'threads decoding JPEG frames in parallel (1: inline)',
                 integer_range=int_range),
-            policy_id=self._param('policy_id', 'null', 'policy_id reported in each chunk'),
+            policy_id=p('policy_id', 'null', 'policy_id reported in each chunk'),
         )
         self._pool = codec_pool(self.config.decode_threads if self.config.decode_images else 1)
         self._latency = LatencyRecorder(window=LOG_EVERY)
         self._failures = 0
-        diag_period = self._param('diagnostics_period_s', 1.0, '/diagnostics period (s)',
+        diag_period = p('diagnostics_period_s', 1.0, '/diagnostics period (s)',
                                   floating_point_range=[FloatingPointRange(
                                       from_value=0.05, to_value=3600.0, step=0.0)])
         self._service = self.create_service(PredictChunk, 'predict_chunk', self._on_request)
@@ -60,10 +63,6 @@ class NullPolicyServer(Node):
             f'serving {name}: {self.config.chunk_size} steps at '
             f'{self.config.fps:g} fps, decode_images={self.config.decode_images} '
             f'({self.config.decode_threads} threads)')
-
-    def _param(self, name: str, default, description: str, **ranges):
-        descriptor = ParameterDescriptor(description=description, read_only=True, **ranges)
-        return self.declare_parameter(name, default, descriptor).value
 
     def _on_request(
         self, request: PredictChunk.Request, response: PredictChunk.Response

@@ -18,12 +18,12 @@ the service has a mutually exclusive group of its own and the next request waits
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 import sys
 import time
 
 from geometry_msgs.msg import PoseStamped
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from smolvla_msgs.srv import PredictChunk
@@ -31,6 +31,7 @@ from smolvla_msgs.srv import PredictChunk
 from smolvla_ros.core.contract import default_contract_path, load_contract
 from smolvla_ros.core.types import ActionChunkData, ObservationData
 from smolvla_ros.nodes.node_main import ThreadResult, run_node
+from smolvla_ros.nodes.params import read_only_parameter
 from smolvla_ros.ros.chunk import chunk_to_msg
 from smolvla_ros.ros.errors import ConversionError
 from smolvla_ros.ros.observation import msg_to_observation
@@ -43,7 +44,7 @@ class OraclePolicyServer(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__('policy_server', **kwargs)
-        p = self._param
+        p = partial(read_only_parameter, self)
         contract_file = p('contract_file', '', 'robot contract YAML (empty: config/contracts)')
         chunk_size = p('chunk_size', 50, 'actions per chunk')
         self.extra_latency_s = p('extra_latency_ms', 0.0, 'sleep added to every answer') / 1e3
@@ -59,12 +60,6 @@ class OraclePolicyServer(Node):
         self.get_logger().info(f'oracle serving {self._service.srv_name}: chunk {chunk_size} x '
                                f'{contract.dt * 1e3:.1f} ms, extra latency '
                                f'{self.extra_latency_s * 1e3:g} ms')
-
-    def _param(self, name: str, default, description: str):
-        is_float = isinstance(default, float)
-        value = self.declare_parameter(name, default, ParameterDescriptor(
-            description=description, read_only=True, dynamic_typing=is_float)).value
-        return float(value) if is_float else value
 
     def _on_cube(self, msg: PoseStamped) -> None:
         p, q = msg.pose.position, msg.pose.orientation

@@ -24,12 +24,12 @@ torch is imported only through smolvla_ros.policy, lazily, so the module imports
 """
 from __future__ import annotations
 
+from functools import partial
 import sys
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from smolvla_msgs.srv import PredictChunk
@@ -40,6 +40,7 @@ from smolvla_ros.core.inference_worker import InferenceWorker, WorkerConfig
 from smolvla_ros.core.policy_io import PolicyIO, describe_mismatch, parse_rename_map
 from smolvla_ros.core.types import InvalidDataError, ObservationData
 from smolvla_ros.nodes.node_main import ThreadResult, run_node
+from smolvla_ros.nodes.params import read_only_parameter
 from smolvla_ros.ros.chunk import chunk_to_msg
 from smolvla_ros.ros.errors import ConversionError
 from smolvla_ros.ros.observation import msg_to_observation
@@ -67,7 +68,7 @@ class PolicyServer(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__('policy_server', **kwargs)
-        p = self._param
+        p = partial(read_only_parameter, self)
         self.checkpoint = p('checkpoint', 'tiny', 'LeRobot policy directory or preset name')
         device = p('device', 'cpu', "torch device, e.g. 'cpu', 'cuda', 'cuda:1'")
         self.dtype = p('dtype', 'float32', f'weights dtype, one of {DTYPES}')
@@ -105,12 +106,6 @@ class PolicyServer(Node):
             f'serving {self._service.srv_name}: {self.checkpoint} on {device} {self.dtype}, '
             f'cameras {dict(self.io.rename)}, chunk {policy.config.chunk_size} x '
             f'{contract.dt * 1e3:.1f} ms, extra latency {extra_ms:g} ms')
-
-    def _param(self, name: str, default, description: str):
-        is_float = isinstance(default, float)
-        value = self.declare_parameter(name, default, ParameterDescriptor(
-            description=description, read_only=True, dynamic_typing=is_float)).value
-        return float(value) if is_float else value
 
     def _load(self, device: str, threads: int, compile_model: bool):
         from smolvla_ros.policy import policy as policy_module

@@ -11,10 +11,10 @@ can use it as its "done" node.
 """
 from __future__ import annotations
 
+from functools import partial
 import sys
 import time
 
-from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -23,6 +23,7 @@ from rclpy.serialization import serialize_message
 from smolvla_msgs.srv import PredictChunk
 
 from smolvla_ros.core.stats import LatencyRecorder
+from smolvla_ros.nodes.params import read_only_parameter
 from smolvla_ros.ros.observation import ImageEncoding, observation_to_msg
 from smolvla_ros.ros.predict import AnswerError, ProbeConfig, check_answer, stamp_request
 from smolvla_ros.ros.synthetic import synthetic_observation
@@ -30,26 +31,23 @@ from smolvla_ros.ros.synthetic import synthetic_observation
 EXIT_OK, EXIT_INVALID, EXIT_NO_SERVICE, EXIT_BAD_PARAMETERS = 0, 1, 2, 3
 
 
-def _declare(node: Node, name: str, default, description: str):
-    return node.declare_parameter(
-        name, default, ParameterDescriptor(description=description, read_only=True)).value
-
 
 class PredictProbe(Node):
     """Client side of the round-trip diagnostic; ``run()`` returns the exit status."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__('predict_probe', **kwargs)
+        p = partial(read_only_parameter, self)
         self.config = ProbeConfig(
-            count=_declare(self, 'count', 100, 'requests to send'),
-            num_cameras=_declare(self, 'num_cameras', 3, 'synthetic cameras per observation'),
-            image_size=_declare(self, 'image_size', 512, 'square frame size in pixels'),
-            jpeg=_declare(self, 'jpeg', True, 'JPEG images (true) or raw rgb8 (false)'),
-            jpeg_quality=_declare(self, 'jpeg_quality', 90, 'JPEG quality 1..100'),
-            expected_chunk_size=_declare(
-                self, 'expected_chunk_size', 0, 'steps every chunk must have (0: any)'),
-            wait_timeout_s=_declare(self, 'wait_timeout_s', 10.0, 'wait for the service, s'),
-            request_timeout_s=_declare(self, 'request_timeout_s', 5.0, 'timeout per request, s'),
+            count=p('count', 100, 'requests to send'),
+            num_cameras=p('num_cameras', 3, 'synthetic cameras per observation'),
+            image_size=p('image_size', 512, 'square frame size in pixels'),
+            jpeg=p('jpeg', True, 'JPEG images (true) or raw rgb8 (false)'),
+            jpeg_quality=p('jpeg_quality', 90, 'JPEG quality 1..100'),
+            expected_chunk_size=p(
+                'expected_chunk_size', 0, 'steps every chunk must have (0: any)'),
+            wait_timeout_s=p('wait_timeout_s', 10.0, 'wait for the service, s'),
+            request_timeout_s=p('request_timeout_s', 5.0, 'timeout per request, s'),
         )
         self._client = self.create_client(PredictChunk, 'predict_chunk')
         self.service_name = self.resolve_service_name('predict_chunk')  # remapping applied

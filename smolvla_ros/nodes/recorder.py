@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 import os
 from pathlib import Path
 import queue
@@ -26,7 +27,6 @@ import sys
 import threading
 import time
 
-from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -40,6 +40,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from smolvla_ros.core.contract import default_contract_path, load_contract
+from smolvla_ros.nodes.params import read_only_parameter
 
 EPISODE_TOPIC = 'episode'
 _TYPES = {JointState: 'sensor_msgs/msg/JointState', CompressedImage:
@@ -170,7 +171,7 @@ class BagWriterThread:
 class Recorder(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__('recorder', **kwargs)
-        p = self._param
+        p = partial(read_only_parameter, self)
         self.config = RecorderConfig(
             contract=p('contract', '', 'robot contract YAML (default: the so101 contract)'),
             output_dir=p('output_dir', 'bags', 'directory the bag directory is created in'),
@@ -205,10 +206,6 @@ class Recorder(Node):
         for event in ('start', 'stop', 'discard'):
             self.create_service(Trigger, f'~/{event}_episode', self._service(event))
         self.get_logger().info(f'recording {sorted(resolved)} into {self.bag_path}')
-
-    def _param(self, name: str, default, description: str):
-        return self.declare_parameter(
-            name, default, ParameterDescriptor(description=description, read_only=True)).value
 
     def _task_qos(self, topic: str) -> QoSProfile:
         """Transient-local when every task publisher already up offers it (to get the latched

@@ -20,12 +20,12 @@ Physics follows the node clock in real time (steps of ``physics_dt`` to catch up
 """
 from __future__ import annotations
 
+from functools import partial
 import json
 import sys
 import time
 
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -36,6 +36,7 @@ from smolvla_ros.core.contract import default_contract_path, load_contract
 from smolvla_ros.hardware.emulator.server import ServoEmulator
 from smolvla_ros.hardware.feetech.calibration import load_calibration
 from smolvla_ros.nodes.node_main import run_node
+from smolvla_ros.nodes.params import read_only_parameter
 from smolvla_ros.ros.compressed import rgb_to_compressed
 from smolvla_ros.ros.image import rgb_to_image
 from smolvla_ros.ros.time import ns_to_stamp
@@ -50,7 +51,7 @@ from smolvla_ros.sim.world import SimWorld
 class So101Sim(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__('so101_sim', **kwargs)
-        p = self._param
+        p = partial(read_only_parameter, self)
         port = p('port', '/tmp/smolvla_so101_sim', 'path of the symlink to the emulated bus')
         cal_file = p('calibration_file', '', 'LeRobot calibration JSON preloaded in the servos')
         seed = p('seed', 0, 'seed of the first episode (cube pose and colour)')
@@ -110,12 +111,6 @@ class So101Sim(Node):
         self.get_logger().info(
             f'SO-101 sim on {self.emulator.port_path} (pty {self.emulator.pty_path}), cameras '
             f'{cams} at {self.camera_hz:g} Hz, seed {seed}, contract {contract.source}')
-
-    def _param(self, name: str, default, description: str):
-        is_float = isinstance(default, float)
-        value = self.declare_parameter(name, default, ParameterDescriptor(
-            description=description, read_only=True, dynamic_typing=is_float)).value
-        return float(value) if is_float else value
 
     def _on_physics(self) -> None:
         now = time.monotonic()

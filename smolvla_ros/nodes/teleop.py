@@ -7,9 +7,9 @@ itself is :mod:`smolvla_ros.core.teleop_mapping`; this file only wires ROS to it
 """
 from __future__ import annotations
 
+from functools import partial
 import sys
 
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
@@ -20,6 +20,7 @@ from smolvla_ros.hardware.feetech.calibration import load_calibration
 from smolvla_ros.hardware.feetech.errors import FeetechError
 from smolvla_ros.hardware.feetech.tables import SO101_MOTOR_IDS
 from smolvla_ros.nodes.node_main import run_node
+from smolvla_ros.nodes.params import read_only_parameter
 from smolvla_ros.ros.joint_state import joint_state_to_numpy, numpy_to_joint_state
 
 
@@ -33,7 +34,7 @@ def _ranges(path: str) -> dict[str, tuple[float, float]]:
 class Teleop(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__('teleop', **kwargs)
-        p = self._param
+        p = partial(read_only_parameter, self)
         joints = p('joints', list(SO101_MOTOR_IDS), 'follower joints to command, in order')
         leader_joints = p('leader_joints', Parameter.Type.STRING_ARRAY,
                           'leader joint feeding each follower joint (default: same names)')
@@ -53,11 +54,6 @@ class Teleop(Node):
         text = ', '.join(f'{m.follower_joint} = {m.scale:g} * {m.leader_joint} + {m.offset:g}'
                          for m in self.mapping.joints)
         self.get_logger().info(f'mapping: {text}')
-
-    def _param(self, name: str, default, description: str):
-        value = self.declare_parameter(
-            name, default, ParameterDescriptor(description=description, read_only=True)).value
-        return value if value is not None else []
 
     def _on_leader(self, msg: JointState) -> None:
         try:

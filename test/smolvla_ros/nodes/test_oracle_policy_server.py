@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import smolvla_ros.sim  # noqa: F401  (first: it picks MuJoCo's headless GL backend)
+
 rclpy = pytest.importorskip('rclpy')
 pytest.importorskip('mujoco')
 
