@@ -4,7 +4,9 @@ Every decision is in :class:`smolvla_ros.core.executor_core.ExecutorCore` (queue
 fusion, safety, latency, metrics) and :class:`~smolvla_ros.core.assembly.ObservationAssembler`
 (as-of alignment, max age); this node wires them to ROS:
 
-* the ``control_hz`` timer -> ``joint_commands`` + ``executed_action`` (stamp = due time);
+* the ``control_hz`` timer -> ``joint_commands`` + ``executed_action`` (stamp = due time); the
+  command's type follows ``command_interface`` (JointState for our driver, or the input of a
+  ros2_control forward-position or trajectory controller: ros/commands.py, remap the topic);
 * a timer at the same rate asks the trigger, assembles the observation (decode, resize to the
   contract's policy size, JPEG) and sends it with ``call_async``: the round trip never blocks;
 * joint_states, camera and task subscriptions, the service answers, ``/diagnostics``;
@@ -53,6 +55,7 @@ from smolvla_ros.nodes.node_main import run_node
 from smolvla_ros.nodes.params import read_only_parameter
 from smolvla_ros.opencv import cv2
 from smolvla_ros.ros.chunk import msg_to_chunk
+from smolvla_ros.ros.commands import MESSAGE_TYPES, check_interface, command_message
 from smolvla_ros.ros.compressed import compressed_to_rgb
 from smolvla_ros.ros.errors import ConversionError
 from smolvla_ros.ros.image import image_to_rgb
@@ -98,6 +101,9 @@ class ChunkExecutor(Node):
         self.encoding = ImageEncoding(p('image_format', 'jpeg', "'jpeg' or 'raw'"),
                                       p('jpeg_quality', 90, 'JPEG quality 1..100'))
         diag_period = p('diagnostics_period_s', 1.0, '/diagnostics period (s)')
+        self.command_interface = check_interface(p(
+            'command_interface', 'joint_state', "message on the action topic: 'joint_state', "
+            "'forward_position' (ros2_control forward command controller) or 'joint_trajectory'"))
         reset_topic = p('reset_topic', '', 'std_msgs/String topic whose messages clear the plan '
                         "(empty: off; the simulated profiles use 'sim/episode')")
         self.reset_event = p('reset_event', '', "clear only on JSON messages with this 'event' "
@@ -112,7 +118,8 @@ class ChunkExecutor(Node):
         self._last_tick: float | None = None
         self._no_service = 0
 
-        self._cmd_pub = self.create_publisher(JointState, c.action.topic, 10)
+        self._cmd_pub = self.create_publisher(MESSAGE_TYPES[self.command_interface],
+                                              c.action.topic, 10)
         self._exec_pub = self.create_publisher(JointState, 'executed_action', 10)
         self._chunk_pub = self.create_publisher(ActionChunk, 'predicted_chunk', 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -174,10 +181,11 @@ class ChunkExecutor(Node):
         self._last_tick = start
         result = self.core.tick(self.get_clock().now().nanoseconds)
         if result.position is not None:
-            msg = numpy_to_joint_state(self.config.joint_names, result.position,
-                                       stamp_ns=result.due_ns)
-            self._cmd_pub.publish(msg)
-            self._exec_pub.publish(msg)
+            names, period_ns = self.config.joint_names, round(1e9 / self.config.control_hz)
+            self._exec_pub.publish(numpy_to_joint_state(names, result.position,
+                                                        stamp_ns=result.due_ns))
+            self._cmd_pub.publish(command_message(self.command_interface, names,
+                                                  result.position, result.due_ns, period_ns))
         self.tick_ms.add((time.perf_counter() - start) * 1e3)
 
     # -- clearing --------------------------------------------------------------------------------

@@ -127,3 +127,45 @@ def test_invalid_mode_fails_at_start(rclpy_context, tmp_path) -> None:
     contract = write_contract(tmp_path / 'contract.yaml', fps=FPS)
     with pytest.raises(ExecutorConfigError, match="mode must be one of .* got 'fast'"):
         _executor(rclpy_context, contract, mode='fast')
+
+
+@pytest.mark.parametrize('interface', ['forward_position', 'joint_trajectory'])
+def test_ros2_control_command_interfaces_carry_the_executed_positions(
+        rclpy_context, tmp_path, interface: str) -> None:
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Float64MultiArray
+    from trajectory_msgs.msg import JointTrajectory
+
+    contract = write_contract(tmp_path / 'contract.yaml', fps=FPS)
+    robot = FakeRobot(rclpy_context, fps=FPS, chunk_size=20, delay_s=0.05)
+    node = _executor(rclpy_context, contract, command_interface=interface)
+    listener = rclpy.create_node('listener', context=rclpy_context)
+    commands, executed = [], []
+    kind = Float64MultiArray if interface == 'forward_position' else JointTrajectory
+    listener.create_subscription(kind, 'joint_commands', commands.append, 100)
+    listener.create_subscription(JointState, 'executed_action',
+                                 lambda m: executed.append(tuple(m.position)), 100)
+    try:
+        with Spin(rclpy_context, robot, node, listener):
+            assert wait_until(lambda: len(commands) >= 20 and len(executed) >= 20, 30.0)
+    finally:
+        for n in (node, robot, listener):
+            n.destroy_node()
+    if interface == 'forward_position':
+        vectors = [tuple(m.data) for m in commands]
+    else:
+        assert all(list(m.joint_names) == list(node.config.joint_names) for m in commands)
+        assert all(len(m.points) == 1 for m in commands)
+        period_ns = round(1e9 / node.config.control_hz)
+        assert {m.points[0].time_from_start.nanosec for m in commands} == {period_ns}
+        vectors = [tuple(m.points[0].positions) for m in commands]
+    # Each tick publishes the same positions on both topics. Delivery across two topics is not
+    # ordered, and either subscription may match first, so only the middle is compared.
+    assert set(vectors[5:-5]) <= set(executed)
+    assert len(set(vectors)) > 1, 'the commands never moved'
+
+
+def test_unknown_command_interface_fails_at_start(rclpy_context, tmp_path) -> None:
+    contract = write_contract(tmp_path / 'contract.yaml', fps=FPS)
+    with pytest.raises(ValueError, match='command_interface must be one of'):
+        _executor(rclpy_context, contract, command_interface='effort')
