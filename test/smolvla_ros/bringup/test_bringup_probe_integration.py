@@ -27,9 +27,27 @@ def _nodes_available() -> None:
     pytest.importorskip('smolvla_ros.nodes.predict_probe')
 
 
+def _run_up(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """subprocess.run for `up`, except that a run past DEADLINE_S gets SIGINT first: a SIGKILL
+    would leave its nodes (each in its own session) running and slowing every later test."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        out, err = proc.communicate(timeout=DEADLINE_S)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        pytest.fail(f'up did not end within {DEADLINE_S} s:\n{out}\n{err}')
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def test_up_probe_exits_0_with_both_nodes_prefixed(ros_env) -> None:
-    proc = subprocess.run(_up_command('probe', 'count:=20', 'num_cameras:=2', 'image_size:=224'),
-                          env=ros_env, capture_output=True, text=True, timeout=DEADLINE_S)
+    proc = _run_up(_up_command('probe', 'count:=20', 'num_cameras:=2', 'image_size:=224'),
+                   ros_env)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
     assert '[null_policy_server] ' in proc.stdout and '[predict_probe] ' in proc.stdout, output
@@ -38,8 +56,10 @@ def test_up_probe_exits_0_with_both_nodes_prefixed(ros_env) -> None:
 
 
 def test_sigint_mid_run_stops_both_nodes_cleanly(ros_env) -> None:
-    proc = subprocess.Popen(_up_command('probe', 'count:=100000000', 'num_cameras:=1',
-                                        'image_size:=64'),
+    # The nodes must end on SIGINT alone; the window for that is generous (it costs nothing when
+    # they do), so a loaded machine's slow rclpy shutdown is not mistaken for an escalation.
+    proc = subprocess.Popen(_up_command('--sigint-timeout', '60', 'probe', 'count:=100000000',
+                                        'num_cameras:=1', 'image_size:=64'),
                             env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     lines: list[str] = []

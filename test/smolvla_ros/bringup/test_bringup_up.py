@@ -98,7 +98,10 @@ def test_sigint_to_up_is_forwarded_and_everything_ends(write_profile, child_argv
           - {{name: a, cmd: {a}}}
           - {{name: b, cmd: {b}}}
         ''')
-    proc = subprocess.Popen([sys.executable, '-m', 'smolvla_ros.cli', 'up', str(path)],
+    # A generous SIGINT window: the children must end on SIGINT itself, however slowly a loaded
+    # machine runs their handlers, and never be escalated to SIGTERM (which they do not handle).
+    proc = subprocess.Popen([sys.executable, '-m', 'smolvla_ros.cli', 'up', '--sigint-timeout',
+                             '30', str(path)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     try:

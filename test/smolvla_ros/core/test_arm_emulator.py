@@ -7,6 +7,7 @@ up in the diagnostics.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 import time
 
 import numpy as np
@@ -21,6 +22,9 @@ from smolvla_ros.hardware.feetech.tables import SO101_MOTOR_IDS
 
 IDS = SO101_MOTOR_IDS
 START = {i: 2047.0 + 40 * i for i in IDS.values()}  # Actual ticks (homing offset 0)
+# Reply margin: the emulator thread answers 30-70 ms late on a loaded 2-core machine, and one
+# spurious timeout breaks the exact error counts below. Only injected faults pay it.
+BUS_TIMEOUT_MS = 100.0
 
 
 def _cal() -> dict[str, MotorCalibration]:
@@ -38,11 +42,21 @@ def emulator():
 
 def _controller(emu: ServoEmulator, **kw) -> ArmController:
     bus = FeetechBus(emu.port_path, {n: Motor(i) for n, i in IDS.items()}, retries=2,
-                     timeout_ms=5.0)
+                     timeout_ms=BUS_TIMEOUT_MS)
     # write_calibration: the fresh emulated servos get the file's limits at connect.
     ctl = ArmController(bus, _cal(), ArmConfig(**{'write_calibration': True, **kw}))
     assert ctl.connect()
     return ctl
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float) -> bool:
+    """Poll `condition` every 5 ms until it holds; a generous `timeout_s` only bounds a failure."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.005)
+    return condition()
 
 
 def test_positions_in_rad_and_commands_move_the_servos(emulator: ServoEmulator) -> None:
@@ -57,12 +71,13 @@ def test_positions_in_rad_and_commands_move_the_servos(emulator: ServoEmulator) 
     assert all(abs(goals[i] - START[i]) <= 0.5 for i in IDS.values())  # goal := present
     target = ctl.position[0] + 0.4
     ctl.command({'shoulder_pan': target, 'gripper': 10.0})  # gripper far beyond its range
-    for _ in range(100):  # the gripper ramps ~13 ticks per cycle from 2287 to its limit 3100
-        ctl.cycle()
-        time.sleep(0.005)
-    time.sleep(0.2)  # let the emulated servo settle on its goal
-    assert ctl.cycle()
-    assert ctl.position[0] == pytest.approx(target, abs=2e-3)
+
+    def arrived() -> bool:
+        # The gripper ramps ~13 ticks per cycle from 2287 to its limit 3100; the emulated servo
+        # then settles on its goal. Cycle until both show, however slowly the machine runs.
+        return (ctl.cycle() and abs(ctl.position[0] - target) <= 2e-3
+                and emulator.get_goal_positions()[IDS['gripper']] == 3100)
+    assert _wait(arrived, 20.0), (ctl.position, emulator.get_goal_positions())
     assert emulator.get_goal_positions()[IDS['gripper']] == pytest.approx(3100)  # clamped
     assert emulator.get_torque_enabled() == {i: True for i in IDS.values()}
     ctl.close()
@@ -113,11 +128,12 @@ def test_unplugged_port_is_reconnected(emulator: ServoEmulator, tmp_path) -> Non
         assert not ctl.cycle()
         assert ctl.state is ArmState.DISCONNECTED
         emu.replug()
-        deadline = time.monotonic() + 5.0
-        while ctl.state is not ArmState.IDLE and time.monotonic() < deadline:
+
+        def reconnected() -> bool:
             ctl.cycle()
-            time.sleep(0.01)
-        assert ctl.state is ArmState.IDLE and ctl.reconnects == 1
+            return ctl.state is ArmState.IDLE
+        assert _wait(reconnected, 20.0), ctl.state
+        assert ctl.reconnects == 1
         assert ctl.cycle()
         ctl.close()
 

@@ -41,6 +41,11 @@ def _remap(service: str) -> list[str]:
     return ['--ros-args', '-r', f'predict_chunk:={service}']
 
 
+# predict_probe's waits (defaults 10 s for the service, 5 s per answer) are failure bounds here:
+# process start-up, discovery and JPEG work on a loaded 2-core machine get generous ones.
+PROBE_WAITS = ['-p', 'wait_timeout_s:=60.0', '-p', 'request_timeout_s:=30.0']
+
+
 class _Spinner:
     """Spins nodes in a background thread for the duration of a with-block."""
 
@@ -75,21 +80,21 @@ def test_server_answers_with_the_observed_state(rclpy_context) -> None:
                                 image_size=96)
     try:
         with _Spinner(rclpy_context, server):
-            assert client.wait_for_service(timeout_sec=10.0)
+            assert client.wait_for_service(timeout_sec=30.0)
             executor = SingleThreadedExecutor(context=rclpy_context)
             executor.add_node(client_node)
             request = PredictChunk.Request(observation=observation_to_msg(obs))
             future = client.call_async(request)
-            executor.spin_until_future_complete(future, timeout_sec=10.0)
-            assert future.done(), 'no answer within 10 s'
+            executor.spin_until_future_complete(future, timeout_sec=30.0)
+            assert future.done(), 'no answer within 30 s'
             response = future.result()
             # A corrupt image is answered with a failure that names it.
             request.observation.images[2].data = request.observation.images[2].data[:64]
             future = client.call_async(request)
-            executor.spin_until_future_complete(future, timeout_sec=10.0)
-            assert future.done(), 'no answer within 10 s'
+            executor.spin_until_future_complete(future, timeout_sec=30.0)
+            assert future.done(), 'no answer within 30 s'
             failure = future.result()
-            deadline = time.monotonic() + 10.0
+            deadline = time.monotonic() + 30.0
             while not any(d.get('rejected') == '1' for d in diagnostics) and (
                     time.monotonic() < deadline):
                 executor.spin_once(timeout_sec=0.1)
@@ -122,7 +127,9 @@ def test_probe_in_process(rclpy_context, overrides, status) -> None:
     service = _service()
     server = NullPolicyServer(context=rclpy_context, cli_args=_remap(service))
     probe = PredictProbe(context=rclpy_context, cli_args=_remap(service), parameter_overrides=[
-        Parameter('count', value=4), Parameter('image_size', value=64), *overrides])
+        Parameter('count', value=4), Parameter('image_size', value=64),
+        Parameter('wait_timeout_s', value=60.0), Parameter('request_timeout_s', value=30.0),
+        *overrides])
     try:
         with _Spinner(rclpy_context, server):
             assert probe.run() == status
@@ -147,9 +154,9 @@ def test_probe_and_server_as_processes(ros_env) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         ok = _run(['predict_probe', *_remap(service), '-p', 'count:=5', '-p', 'image_size:=64',
-                   '-p', 'expected_chunk_size:=20', '-p', 'wait_timeout_s:=30.0'], ros_env)
+                   '-p', 'expected_chunk_size:=20', *PROBE_WAITS], ros_env, timeout=180.0)
         bad = _run(['predict_probe', *_remap(service), '-p', 'count:=2', '-p', 'image_size:=64',
-                    '-p', 'expected_chunk_size:=50'], ros_env)
+                    '-p', 'expected_chunk_size:=50', *PROBE_WAITS], ros_env, timeout=180.0)
     finally:
         # SIGTERM (what process managers send) must stop a server whose decode threads are up.
         server.send_signal(signal.SIGTERM)

@@ -78,11 +78,12 @@ def test_missing_file_device_and_bad_config_fail_clearly(tmp_path) -> None:
 
 
 def test_read_before_connect_and_async_timeout() -> None:
-    cam = make_source(CameraSourceConfig('synthetic', width=32, height=32, fps=1.0))
+    # 0.2 fps: the next frame is 5 s away, so a stalled test thread cannot reach it within 50 ms.
+    cam = make_source(CameraSourceConfig('synthetic', width=32, height=32, fps=0.2))
     with pytest.raises(CameraNotConnectedError):
         cam.read()
     with cam:
-        cam.read()  # the first frame is immediate; the next one is due in 1 s
+        cam.read()  # the first frame is immediate; the next one is due in 5 s
         with pytest.raises(CameraReadError, match='no frame within 50 ms'):
             cam.async_read(50)
 

@@ -125,7 +125,9 @@ def test_delayed_reply_within_timeout_succeeds_beyond_it_is_retried(
     emulator.inject('delay_reply', 2, count=1, delay_s=0.005)
     assert bus.read('Present_Position', 'shoulder_lift') == 2047
     assert bus.stats.motors['shoulder_lift'].error_total == 0
-    emulator.inject('delay_reply', 2, count=1, delay_s=0.5)
+    # Far beyond the margin, so that a bus thread stalled past the margin still times out; free,
+    # since the retry overtakes (and so cancels) the late reply.
+    emulator.inject('delay_reply', 2, count=1, delay_s=3.0)
     assert bus.sync_read('Present_Position')['shoulder_lift'] == 2047
     stats = bus.stats
     assert stats.motors['shoulder_lift'].errors == {'timeout': 1}
