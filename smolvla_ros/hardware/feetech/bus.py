@@ -484,7 +484,10 @@ class FeetechBus:
         return _AttemptFailed(name, _RESULT_KIND.get(result, f'result_{result}'))
 
     def _ping_once(self, name: str, motor_id: int) -> int:
-        model, result, status = self._ph.ping(self._port, motor_id)
+        try:
+            model, result, status = self._ph.ping(self._port, motor_id)
+        except IndexError:  # the SDK indexes the model-number reply without checking its length
+            raise _AttemptFailed(name, 'short_reply') from None
         if result != scs.COMM_SUCCESS:
             raise self._fail(name, result)
         self._check_status(name, status)

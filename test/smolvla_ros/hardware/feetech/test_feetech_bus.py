@@ -256,3 +256,22 @@ def test_concurrent_callers_are_serialized(bus: FeetechBus, emulator: ServoEmula
     stats = bus.stats
     assert stats.retries == 0 and all(m.error_total == 0 for m in stats.motors.values())
     assert emulator.get_torque_enabled()[6] is False
+
+
+def test_ping_counts_an_sdk_index_error_as_a_short_reply_and_retries(
+        bus: FeetechBus, monkeypatch: pytest.MonkeyPatch) -> None:
+    # scservo_sdk's ping() reads the model number and indexes a short reply (e.g. a late reply of
+    # an earlier attempt taken as this one's) without a length check: an IndexError escaped once.
+    real_ping = bus._ph.ping
+    calls = []
+
+    def flaky_ping(port, motor_id):
+        calls.append(motor_id)
+        if len(calls) == 1:
+            raise IndexError('list index out of range')
+        return real_ping(port, motor_id)
+
+    monkeypatch.setattr(bus._ph, 'ping', flaky_ping)
+    assert bus.ping('gripper') == 777
+    assert len(calls) == 2
+    assert bus.stats.motors['gripper'].errors == {'short_reply': 1}
