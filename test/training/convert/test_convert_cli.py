@@ -7,27 +7,12 @@ import subprocess
 import sys
 
 from smolvla_training.convert.cli import main
-from smolvla_training.convert.synthetic_bag import H, W, jittery_spec, write_bag
-import yaml
-
-from smolvla_ros.core.contract import default_contract_path
+from smolvla_training.convert.synthetic_bag import jittery_spec, write_bag
 
 
-def _contract_file(tmp_path):
-    path = default_contract_path()
-    data = yaml.safe_load(path.read_text())
-    for cam in data['cameras'].values():
-        cam['width'], cam['height'] = W, H
-    data['calibration_file'] = str((path.parent / data['calibration_file']).resolve())
-    out = tmp_path / 'contract.yaml'
-    out.write_text(yaml.safe_dump(data))
-    return out
-
-
-def test_convert_then_check(tmp_path, capsys) -> None:
+def test_convert_then_check(tmp_path, contract_file, capsys) -> None:
     bag = write_bag(tmp_path / 'bag', jittery_spec(1.0, tasks=[]))
-    contract = _contract_file(tmp_path)
-    args = [str(bag), '--contract', str(contract), '--out', str(tmp_path / 'ds'),
+    args = [str(bag), '--contract', str(contract_file), '--out', str(tmp_path / 'ds'),
             '--vcodec', 'h264', '--no-progress']
     assert main(args) == 1  # no task anywhere
     assert '--task' in capsys.readouterr().err

@@ -6,30 +6,16 @@ import shutil
 
 import pyarrow.parquet as pq
 from smolvla_training.convert.cli import main
-from smolvla_training.convert.synthetic_bag import H, W, jittery_spec, write_bag
-import yaml
-
-from smolvla_ros.core.contract import default_contract_path
+from smolvla_training.convert.synthetic_bag import jittery_spec, write_bag
 
 
-def _contract_file(tmp_path):
-    path = default_contract_path()
-    data = yaml.safe_load(path.read_text())
-    for cam in data['cameras'].values():
-        cam['width'], cam['height'] = W, H
-    data['calibration_file'] = str((path.parent / data['calibration_file']).resolve())
-    out = tmp_path / 'contract.yaml'
-    out.write_text(yaml.safe_dump(data))
-    return out
-
-
-def test_recover_then_convert_equals_the_finished_bag(tmp_path, capsys) -> None:
+def test_recover_then_convert_equals_the_finished_bag(tmp_path, contract_file, capsys) -> None:
     bag = write_bag(tmp_path / 'bag', jittery_spec(1.5))
     killed = tmp_path / 'killed'
     shutil.copytree(bag, killed)
     (killed / 'metadata.yaml').unlink()  # what a SIGKILLed recorder leaves (test_recover.py
     # covers mcap files cut short as well)
-    opts = ['--contract', str(_contract_file(tmp_path)), '--vcodec', 'h264', '--no-progress']
+    opts = ['--contract', str(contract_file), '--vcodec', 'h264', '--no-progress']
     assert main([str(bag), '--out', str(tmp_path / 'ds_ref'), *opts]) == 0
     capsys.readouterr()
 
