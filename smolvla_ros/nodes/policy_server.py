@@ -79,6 +79,8 @@ class PolicyServer(Node):
         rename = p('rename_map', '', 'camera renames, e.g. "front=camera1,wrist=camera2"')
         extra_ms = p('extra_latency_ms', 0.0, 'sleep added to every answer (emulates a slow host)')
         warmup = p('warmup_runs', 2, 'predictions run before the service is offered')
+        max_latency = p('max_latency_ms', 0.0, 'refuse to serve when the last warm-up took longer '
+                        '(0: the chunk horizon, chunk_size x dt; < 0: never refuse)')
         threads = p('torch_threads', 0, 'torch intra-op threads (0: torch default)')
         diag_period = p('diagnostics_period_s', 1.0, '/diagnostics period (s)')
         if self.dtype not in DTYPES:
@@ -94,7 +96,7 @@ class PolicyServer(Node):
             self._predict_fn(policy), self.io,
             WorkerConfig(policy.config.chunk_size, policy_id=str(self.checkpoint),
                          extra_latency_ms=float(extra_ms)))
-        self._warm_up(warmup)
+        self._warm_up(warmup, max_latency or policy.config.chunk_size * contract.dt * 1e3)
         self._inference = ThreadResult(self)
         # Separate groups: an awaiting request holds its group, and the timer must still run.
         self._service = self.create_service(PredictChunk, 'predict_chunk', self._on_request,
@@ -135,12 +137,26 @@ class PolicyServer(Node):
             return actions.float().cpu().numpy()  # [1, T, J]
         return predict
 
-    def _warm_up(self, runs: int) -> None:
+    def _warm_up(self, runs: int, max_latency_ms: float) -> None:
+        """Run ``runs`` predictions; refuse (PolicySetupError) when the last one is too slow.
+
+        A policy slower than its chunk horizon starves the executor between every two chunks
+        whatever the fusion: better one clear error at start than a stuttering arm.
+        """
         obs = _warmup_observation(self.io)
+        chunk = None
         for i in range(runs):
             chunk = self.worker.answer(obs)
             self.get_logger().info(f'warm-up {i + 1}/{runs}: {chunk.inference_ms:.0f} ms')
         self.worker.reset_statistics()  # warm-up (and compilation) runs are not requests
+        if chunk is not None and 0 < max_latency_ms < chunk.inference_ms:
+            horizon_ms = self.worker.config.chunk_size * self.io.contract.dt * 1e3
+            self.worker.shutdown()
+            raise PolicySetupError(
+                f'warm-up inference took {chunk.inference_ms:.0f} ms, more than max_latency_ms '
+                f'{max_latency_ms:.0f} ms (the chunk horizon is {horizon_ms:.0f} ms): the arm '
+                'would stop between chunks. Use a GPU, bfloat16, fewer num_steps or compile, or '
+                'set max_latency_ms:=-1 to serve anyway')
 
     async def _on_request(self, request: PredictChunk.Request,
                           response: PredictChunk.Response) -> PredictChunk.Response:

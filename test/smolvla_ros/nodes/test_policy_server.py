@@ -35,8 +35,10 @@ def _contract(tmp_path) -> str:
     return str(path)
 
 
-def _server(context, contract: str, rename: str, extra_ms: float = 20.0) -> PolicyServer:
+def _server(context, contract: str, rename: str, extra_ms: float = 20.0,
+            **params) -> PolicyServer:
     return PolicyServer(context=context, parameter_overrides=[
+        *(Parameter(k, value=v) for k, v in params.items()),
         Parameter('checkpoint', value='tiny'), Parameter('contract_file', value=contract),
         Parameter('calibration_file',
                   value=str(config_path('calibration', 'so101_follower_example.json'))),
@@ -136,3 +138,17 @@ def test_diagnostics_flow_while_two_slow_requests_wait_on_inference(rclpy_contex
     # answered: the executor thread was free while each request waited ~1.5 s on inference.
     after = [v['answered'] for stamp, v in diagnostics if stamp > sent_ns]
     assert after.count('0') >= 2 and after.count('1') >= 2, after
+
+
+def test_a_policy_slower_than_its_chunk_horizon_is_refused_at_start(rclpy_context,
+                                                                    tmp_path) -> None:
+    contract = _contract(tmp_path)  # 25 fps: the tiny preset's 50-step chunk lasts 2000 ms
+    with pytest.raises(PolicySetupError, match=r'warm-up inference took \d+ ms, more than '
+                       r'max_latency_ms 2000 ms .*max_latency_ms:=-1'):
+        _server(rclpy_context, contract, 'front=camera1,wrist=camera2', extra_ms=2100.0)
+    with pytest.raises(PolicySetupError, match='more than max_latency_ms 100 ms'):
+        _server(rclpy_context, contract, 'front=camera1,wrist=camera2', extra_ms=150.0,
+                max_latency_ms=100.0)
+    server = _server(rclpy_context, contract, 'front=camera1,wrist=camera2', extra_ms=150.0,
+                     max_latency_ms=-1.0)  # opted out: serves however slow
+    server.destroy_node()
