@@ -99,8 +99,8 @@ def run_one(mode: str, latency_ms: int, window_s: float, image: tuple[int, int],
     env['PATH'] = os.path.dirname(sys.executable) + os.pathsep + env.get('PATH', '')
     log = workdir / f'{mode}_{latency_ms}.log'
     args = ['sim:=true', 'oracle:=true', f'extra_latency_ms:={float(latency_ms)}',
-            'camera_max_age_s:=0.35', f'image_width:={image[0]}', f'image_height:={image[1]}',
-            f'port:={workdir / "bus"}']
+            'camera_max_age_s:=0.35', 'camera_fps:=10', f'image_width:={image[0]}',
+            f'image_height:={image[1]}', f'port:={workdir / "bus"}']
     with log.open('w') as out:
         proc = subprocess.Popen(_up_command(f'so101_{mode}', args), env=env, stdout=out,
                                 stderr=subprocess.STDOUT)

@@ -10,6 +10,11 @@ fusion, safety, latency, metrics) and :class:`~smolvla_ros.core.assembly.Observa
 * a timer at the same rate asks the trigger, assembles the observation (decode, resize to the
   contract's policy size, JPEG) and sends it with ``call_async``: the round trip never blocks;
 * joint_states, camera and task subscriptions, the service answers, ``/diagnostics``;
+* the receive time of every joint_states and camera message feeds
+  :class:`~smolvla_ros.core.stream_rates.StreamRates`: ``/diagnostics`` carries each stream's
+  measured rate and largest gap, and warns when a stream arrives slower than
+  ``rate_warn_fraction`` x its contract rate (a camera's ``fps``; for joint_states, which has
+  no rate of its own in the contract, the contract ``fps``);
 * ``~/clear`` (std_srvs/Trigger) and, when ``reset_topic`` is set, every message on it (or only
   those whose JSON ``event`` is ``reset_event``) drop the plan: ``ExecutorCore.clear``. The
   simulated profiles point it at so101_sim's ``sim/episode`` so that ``sim/reset`` starts the
@@ -50,6 +55,7 @@ from smolvla_ros.core.assembly import JointMismatchError, ObservationAssembler
 from smolvla_ros.core.contract import default_contract_path, load_contract
 from smolvla_ros.core.executor_core import ExecutorConfig, ExecutorCore, clears_plan
 from smolvla_ros.core.stats import LatencyRecorder
+from smolvla_ros.core.stream_rates import StreamRates
 from smolvla_ros.core.types import InvalidDataError
 from smolvla_ros.nodes.node_main import run_node
 from smolvla_ros.nodes.params import read_only_parameter
@@ -62,6 +68,9 @@ from smolvla_ros.ros.image import image_to_rgb
 from smolvla_ros.ros.joint_state import joint_state_to_numpy, numpy_to_joint_state
 from smolvla_ros.ros.observation import ImageEncoding, observation_to_msg
 from smolvla_ros.ros.time import ns_to_stamp, stamp_to_ns
+
+STATE_RATE = 'joint_states'  # the joint state's name in the rate diagnostics
+RATE_LOG_PERIOD_NS = 10_000_000_000  # at most one low-rate warning per stream per 10 s
 
 
 class ChunkExecutor(Node):
@@ -76,6 +85,10 @@ class ChunkExecutor(Node):
         if camera_age:  # slower cameras (the simulator's 10 Hz); the joint state keeps its age
             self.contract = c = replace(c, cameras={
                 n: replace(cam, max_age_s=camera_age) for n, cam in c.cameras.items()})
+        camera_fps = p('camera_fps', 0.0, "cameras' expected rate (Hz); 0: the contract's")
+        if camera_fps:  # the simulator renders at its camera_hz, not at the contract's 30 fps
+            self.contract = c = replace(c, cameras={
+                n: replace(cam, fps=camera_fps) for n, cam in c.cameras.items()})
         limits = [p(n, Parameter.Type.DOUBLE_ARRAY, f'{n} per contract joint (rad); unset: none')
                   for n in ('lower_limits', 'upper_limits')]
         limits = [None if v is None else tuple(v) for v in limits]
@@ -109,6 +122,11 @@ class ChunkExecutor(Node):
         self.reset_event = p('reset_event', '', "clear only on JSON messages with this 'event' "
                              "(empty: on every message; 'reset' for sim/episode)")
 
+        self.rates = StreamRates(
+            {STATE_RATE: c.fps, **{n: cam.fps for n, cam in c.cameras.items()}},
+            warn_fraction=p('rate_warn_fraction', 0.8, 'warn when an input stream arrives '
+                            'slower than this x its contract rate (0: never)'))
+        self._rate_logged: dict[str, int] = {}  # stream -> monotonic ns of its last warning
         self.core = ExecutorCore(self.config)
         self.assembler = ObservationAssembler(c, max_age_s=max_age or None, decode=self._decode)
         self._lock = threading.Lock()  # the assembler's buffers (io vs request group)
@@ -154,6 +172,7 @@ class ChunkExecutor(Node):
         return np.ascontiguousarray(rgb)
 
     def _on_joint_state(self, msg: JointState) -> None:
+        self.rates.add(STATE_RATE, time.monotonic_ns())  # every arrival, usable or not
         try:
             js = joint_state_to_numpy(msg)
             with self._lock:
@@ -163,6 +182,7 @@ class ChunkExecutor(Node):
 
     def _image_callback(self, camera: str):
         def store(msg) -> None:
+            self.rates.add(camera, time.monotonic_ns())
             with self._lock:
                 self.assembler.add_image(camera, stamp_to_ns(msg.header.stamp), msg)
         return store
@@ -283,6 +303,11 @@ class ChunkExecutor(Node):
             level, text = DiagnosticStatus.WARN, report.describe()
         elif self.core.started and self.core.remaining_ns(now) == 0:
             level, text = DiagnosticStatus.WARN, 'starved: holding the last command'
+        low = self._check_rates(values)
+        if low:
+            rate_text = 'input rate low: ' + '; '.join(low)
+            text = rate_text if level == DiagnosticStatus.OK else f'{text}; {rate_text}'
+            level = max(level, DiagnosticStatus.WARN)  # never lowers ERROR
         msg = DiagnosticArray()
         msg.header.stamp = ns_to_stamp(now)
         msg.status.append(DiagnosticStatus(
@@ -290,6 +315,22 @@ class ChunkExecutor(Node):
             hardware_id=self.contract.robot_type,
             values=[KeyValue(key=k, value=v) for k, v in values.items()]))
         self._diag_pub.publish(msg)
+
+    def _check_rates(self, values: dict[str, str]) -> list[str]:
+        """Add rate_hz.<stream> and max_gap_ms.<stream>; log and return the low streams."""
+        now = time.monotonic_ns()
+        low = []
+        for rate in self.rates.measure(now):
+            values[f'rate_hz.{rate.name}'] = f'{rate.rate_hz:.2f}'
+            values[f'max_gap_ms.{rate.name}'] = f'{rate.max_gap_s * 1e3:.1f}'
+            if not rate.low:
+                continue
+            low.append(rate.describe())
+            last = self._rate_logged.get(rate.name)
+            if last is None or now - last >= RATE_LOG_PERIOD_NS:
+                self._rate_logged[rate.name] = now
+                self.get_logger().warning(f'input rate low: {rate.describe()}')
+        return low
 
 
 def main(args: list[str] | None = None) -> int:

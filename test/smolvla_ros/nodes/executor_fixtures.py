@@ -58,7 +58,7 @@ cameras:
 
 
 class FakeRobot(Node):
-    """Joint states (50 Hz), a camera (20 Hz) and an analytic PredictChunk server.
+    """Joint states and a camera (50 and 20 Hz: state_hz, camera_hz), a PredictChunk server.
 
     ``publish=False`` or ``serve=False`` leaves out the streams or the server: a hanging server
     blocks its node's single-threaded executor, so a test that needs the streams to go on while
@@ -67,7 +67,7 @@ class FakeRobot(Node):
 
     def __init__(self, context, *, fps: float, chunk_size: int = 30, delay_s: float = 0.15,
                  function=analytic, name: str = 'fake_robot', publish: bool = True,
-                 serve: bool = True) -> None:
+                 serve: bool = True, state_hz: float = 50.0, camera_hz: float = 20.0) -> None:
         super().__init__(name, context=context)
         self.dt = 1.0 / fps
         self.chunk_size = chunk_size
@@ -83,8 +83,8 @@ class FakeRobot(Node):
         self._cam = self.create_publisher(CompressedImage, 'cameras/front/image_raw/compressed',
                                           2)
         if publish:
-            self.create_timer(0.02, self._publish_state, callback_group=group)
-            self.create_timer(0.05, self._publish_frame, callback_group=group)
+            self.create_timer(1.0 / state_hz, self._publish_state, callback_group=group)
+            self.create_timer(1.0 / camera_hz, self._publish_frame, callback_group=group)
         if serve:
             self.create_service(PredictChunk, 'predict_chunk', self._answer,
                                 callback_group=MutuallyExclusiveCallbackGroup())
