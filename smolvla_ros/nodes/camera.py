@@ -17,8 +17,8 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from smolvla_ros.core.stream_rates import ArrivalWindow
 from smolvla_ros.hardware.cameras import CameraError, CameraSourceConfig, make_source
-from smolvla_ros.hardware.cameras.rate import RateMeter
 from smolvla_ros.nodes.node_main import run_node
 from smolvla_ros.nodes.params import read_only_parameter
 from smolvla_ros.opencv import cv2
@@ -62,7 +62,8 @@ class CameraNode(Node):
         self._jpeg_pub = self.create_publisher(CompressedImage, f'{base}/image_raw/compressed', 2)
         self._info_pub = self.create_publisher(CameraInfo, f'{base}/camera_info', 2)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.rate = RateMeter(2.0)
+        self.rate = ArrivalWindow(2.0)  # capture times; the capture thread adds, diagnostics read
+        self._rate_lock = threading.Lock()
         self.frames = 0
         self.errors = 0
         self._last_error = ''
@@ -84,7 +85,8 @@ class CameraNode(Node):
                 time.sleep(0.2)  # a lost device is retried, not spun on
                 continue
             stamp_ns = self.get_clock().now().nanoseconds
-            self.rate.add(frame.capture_monotonic_s)
+            with self._rate_lock:
+                self.rate.add(round(frame.capture_monotonic_s * 1e9))
             self.frames += 1
             if self._stop.is_set():
                 break
@@ -108,7 +110,8 @@ class CameraNode(Node):
         self._info_pub.publish(info)
 
     def _publish_diagnostics(self) -> None:
-        fps = self.rate.rate(time.monotonic())
+        with self._rate_lock:
+            fps = self.rate.rate_hz(time.monotonic_ns())
         wanted = self.source_config.fps
         level, text = DiagnosticStatus.OK, f'{fps:.1f} fps'
         if wanted and fps < self.warn_ratio * wanted:

@@ -15,7 +15,6 @@ from smolvla_ros.hardware.cameras import (
     CameraSourceConfig,
     make_source,
 )
-from smolvla_ros.hardware.cameras.rate import RateMeter
 
 
 def _video(path, frames: int = 5, size=(32, 24)) -> str:
@@ -87,10 +86,3 @@ def test_read_before_connect_and_async_timeout() -> None:
         with pytest.raises(CameraReadError, match='no frame within 50 ms'):
             cam.async_read(50)
 
-
-def test_rate_meter() -> None:
-    meter = RateMeter(window_s=1.0)
-    for i in range(31):
-        meter.add(10.0 + i / 30)
-    assert meter.rate(11.0) == pytest.approx(30.0)
-    assert meter.rate(12.5) == 0.0  # the stream stopped
