@@ -131,6 +131,7 @@ class StreamSpec:
     topic: str
     feature: str
     max_age_s: float = math.inf  # inputs only: older samples make an observation stale
+    fps: float | None = None  # inputs only: expected publish rate (None: the contract fps)
 
     def __post_init__(self) -> None:
         _check_topic(self.topic)
@@ -138,6 +139,8 @@ class StreamSpec:
             raise ValueError(f'feature must be a non-empty string, got {self.feature!r}')
         if self.max_age_s != math.inf:  # unbounded is the default, e.g. for the action stream
             _set(self, 'max_age_s', _positive(self.max_age_s, 'max_age_s'))
+        if self.fps is not None:
+            _set(self, 'fps', _positive(self.fps, 'fps'))
 
     @property
     def max_age_ns(self) -> int | None:
@@ -319,7 +322,7 @@ def contract_from_dict(data: object, source: str = '<dict>',
             raise ContractError(source, key, f'must be a mapping, got {entry!r}')
         allowed = {'topic', 'width', 'height', 'max_age_s', 'compressed', 'fps'}
         cameras[name] = _build(CameraSpec, {'name': name, **entry}, source, key, allowed | {'name'})
-    stream_keys = {'topic', 'feature', 'max_age_s'}
+    stream_keys = {'topic', 'feature', 'max_age_s', 'fps'}
     state = _build(StreamSpec, {'feature': STATE_FEATURE, **_section(data, 'state', source)},
                    source, 'state', stream_keys)
     action_raw = _section(data, 'action', source)

@@ -123,7 +123,7 @@ class ChunkExecutor(Node):
                              "(empty: on every message; 'reset' for sim/episode)")
 
         self.rates = StreamRates(
-            {STATE_RATE: c.fps, **{n: cam.fps for n, cam in c.cameras.items()}},
+            {STATE_RATE: c.state.fps or c.fps, **{n: cam.fps for n, cam in c.cameras.items()}},
             warn_fraction=p('rate_warn_fraction', 0.8, 'warn when an input stream arrives '
                             'slower than this x its contract rate (0: never)'))
         self._rate_logged: dict[str, int] = {}  # stream -> monotonic ns of its last warning

@@ -135,3 +135,18 @@ def test_range_units_need_and_use_the_calibration(tmp_path: Path):
     np.testing.assert_allclose(units.to_dataset(units.to_ros(values)), values, atol=1e-9)
     with pytest.raises(ValueError, match='6 joints'):
         units.to_ros(np.zeros(5))
+
+
+def test_state_stream_fps_is_optional_and_validated(tmp_path) -> None:
+    assert load_contract(default_contract_path()).state.fps == 100.0  # the driver's rate
+    data = yaml.safe_load(default_contract_path().read_text())
+    data['calibration_file'] = str(
+        (default_contract_path().parent / data['calibration_file']).resolve())
+    del data['state']['fps']
+    path = tmp_path / 'no_fps.yaml'
+    path.write_text(yaml.safe_dump(data))
+    assert load_contract(path).state.fps is None  # the executor then expects the contract fps
+    data['state']['fps'] = -5
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError, match='state.*fps'):
+        load_contract(path)
