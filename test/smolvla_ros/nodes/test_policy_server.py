@@ -111,7 +111,7 @@ def test_diagnostics_flow_while_two_slow_requests_wait_on_inference(rclpy_contex
     """Spun by one SingleThreadedExecutor (as run_node does), the server keeps publishing
     diagnostics while a 1.5 s request is in inference, and answers two concurrent requests."""
     server = _server(rclpy_context, _contract(tmp_path), 'front=camera1,wrist=camera2',
-                     extra_ms=1500.0)
+                     extra_ms=1500.0, max_latency_ms=-1.0)  # 1.5 s + inference on a busy CI
     client_node = rclpy.create_node('policy_client', context=rclpy_context)
     client = client_node.create_client(PredictChunk, 'predict_chunk')
     diagnostics: list[tuple[int, dict[str, str]]] = []  # (server stamp ns, values)
@@ -143,8 +143,8 @@ def test_diagnostics_flow_while_two_slow_requests_wait_on_inference(rclpy_contex
 def test_a_policy_slower_than_its_chunk_horizon_is_refused_at_start(rclpy_context,
                                                                     tmp_path) -> None:
     contract = _contract(tmp_path)  # 25 fps: the tiny preset's 50-step chunk lasts 2000 ms
-    with pytest.raises(PolicySetupError, match=r'warm-up inference took \d+ ms, more than '
-                       r'max_latency_ms 2000 ms .*max_latency_ms:=-1'):
+    with pytest.raises(PolicySetupError, match=r'warm-up inference took \d+ ms at best, more '
+                       r'than max_latency_ms 2000 ms .*max_latency_ms:=-1'):
         _server(rclpy_context, contract, 'front=camera1,wrist=camera2', extra_ms=2100.0)
     with pytest.raises(PolicySetupError, match='more than max_latency_ms 100 ms'):
         _server(rclpy_context, contract, 'front=camera1,wrist=camera2', extra_ms=150.0,
