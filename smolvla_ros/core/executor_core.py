@@ -153,7 +153,7 @@ class TickResult:
 
     position: np.ndarray | None  # [J] rad after safety; None: nothing to command yet
     due_ns: int  # the time this position is due (joint_commands header.stamp)
-    status: str  # 'plan' (from the queue), 'hold' (starved: last command held), 'idle'
+    status: str  # 'plan' (from the queue), 'hold' (starved: last command held), 'idle', 'paused'
     planned: np.ndarray | None = None  # [J] before safety (None unless status == 'plan')
     seam: bool = False  # first tick of a newly merged chunk
     limit_clipped: bool = False
@@ -207,6 +207,7 @@ class ExecutorCore:
         self._tick_tolerance_ns = round(0.5e9 / config.control_hz)
         self._first_live_id = 1  # answers to requests below this were cleared: dropped
         self._clears = 0
+        self._paused = False
 
     # -- state -----------------------------------------------------------------------------------
     @property
@@ -253,6 +254,9 @@ class ExecutorCore:
             m = self._metrics
             m.count('ticks')
             self._expire_request(now_ns)
+            if self._paused:
+                m.count('idle_ticks')
+                return TickResult(None, now_ns, 'paused')
             self.queue.prune(now_ns)
             sample = self.queue.sample(now_ns, self._interpolate(), self._tick_tolerance_ns)
             if sample is None:
@@ -297,6 +301,8 @@ class ExecutorCore:
         now_ns = int(now_ns)
         with self._lock:
             self._expire_request(now_ns)
+            if self._paused:
+                return TriggerDecision(False, 'paused')
             return decide(
                 self._trigger, now_ns=now_ns, in_flight=self._in_flight is not None,
                 remaining_ns=self.queue.remaining_ns(now_ns),
@@ -361,19 +367,41 @@ class ExecutorCore:
         A request already past its timeout at `now_ns` counts as a timeout, not as dropped.
         """
         with self._lock:
-            self._expire_request(int(now_ns))
-            dropped = None if self._in_flight is None else self._in_flight.request_id
-            self.queue.clear()
-            self._in_flight = None
-            self._first_live_id = self._next_id
-            self._retry_at = None
-            self._last_command = None
-            self._last_plan = None  # the new plan's first step is no seam of the old one
-            self._seed = None
-            self._chunk_duration_ns = None
-            self._newest_stamp = None  # stale answers are caught by request id instead
             self._clears += 1
-            return dropped
+            return self._clear_locked(int(now_ns))
+
+    def _clear_locked(self, now_ns: int) -> int | None:
+        self._expire_request(now_ns)
+        dropped = None if self._in_flight is None else self._in_flight.request_id
+        self.queue.clear()
+        self._in_flight = None
+        self._first_live_id = self._next_id
+        self._retry_at = None
+        self._last_command = None
+        self._last_plan = None  # the new plan's first step is no seam of the old one
+        self._seed = None
+        self._chunk_duration_ns = None
+        self._newest_stamp = None  # stale answers are caught by request id instead
+        return dropped
+
+    @property
+    def paused(self) -> bool:
+        with self._lock:
+            return self._paused
+
+    def set_paused(self, paused: bool, now_ns: int) -> bool:
+        """Pause (drop the plan as ``clear`` does, then command and request nothing) or resume.
+
+        While paused the driver holds its last goal; resuming requests a chunk from the next
+        fresh observation, as at start-up. Returns whether the state changed.
+        """
+        with self._lock:
+            if paused == self._paused:
+                return False
+            if paused:
+                self._clear_locked(int(now_ns))
+            self._paused = paused
+            return True
 
     # -- answers ---------------------------------------------------------------------------------
     def _columns(self, chunk: ActionChunkData) -> np.ndarray | None:

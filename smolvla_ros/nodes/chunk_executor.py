@@ -15,6 +15,8 @@ fusion, safety, latency, metrics) and :class:`~smolvla_ros.core.assembly.Observa
   measured rate and largest gap, and warns when a stream arrives slower than
   ``rate_warn_fraction`` x its contract rate (a camera's ``fps``; for joint_states, which has
   no rate of its own in the contract, the contract ``fps``);
+* ``~/pause`` (std_srvs/SetBool): true drops the plan and commands and requests nothing (the
+  driver holds its goal) until false resumes: the operator's stop without killing nodes;
 * ``~/clear`` (std_srvs/Trigger) and, when ``reset_topic`` is set, every message on it (or only
   those whose JSON ``event`` is ``reset_event``) drop the plan: ``ExecutorCore.clear``. The
   simulated profiles point it at so101_sim's ``sim/episode`` so that ``sim/reset`` starts the
@@ -48,7 +50,7 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from smolvla_msgs.msg import ActionChunk
 from smolvla_msgs.srv import PredictChunk
 from std_msgs.msg import String
-from std_srvs.srv import Trigger
+from std_srvs.srv import SetBool, Trigger
 
 from smolvla_ros.core.alignment import StaleStreamError
 from smolvla_ros.core.assembly import JointMismatchError, ObservationAssembler
@@ -150,6 +152,7 @@ class ChunkExecutor(Node):
         self.create_subscription(String, c.task.topic, self._on_task, latched)
         self.client = self.create_client(PredictChunk, service)
         self.create_service(Trigger, '~/clear', self._on_clear_service)
+        self.create_service(SetBool, '~/pause', self._on_pause_service)
         if reset_topic:
             # Volatile on purpose: a latched publisher (sim/episode) would replay its old events
             # to a late-joining executor, and an old reset must not drop a new plan.
@@ -219,6 +222,15 @@ class ChunkExecutor(Node):
     def _on_clear_service(self, request: Trigger.Request, response: Trigger.Response):
         response.message = self._clear('~/clear')
         response.success = True
+        return response
+
+    def _on_pause_service(self, request: SetBool.Request, response: SetBool.Response):
+        changed = self.core.set_paused(request.data, self.get_clock().now().nanoseconds)
+        state = 'paused: plan dropped, nothing commanded or requested' if request.data else (
+            'resumed: requesting a chunk from the next observation')
+        response.success, response.message = True, state if changed else f'already {state}'
+        if changed:
+            self.get_logger().info(state)
         return response
 
     def _on_reset_message(self, msg: String) -> None:
@@ -296,10 +308,12 @@ class ChunkExecutor(Node):
         values.update({'tick_p50_ms': f'{tick.p50_ms:.3f}', 'tick_p95_ms': f'{tick.p95_ms:.3f}',
                        'jitter_p95_ms': f'{jitter.p95_ms:.3f}', 'mode': self.config.mode,
                        'fusion': self.config.fusion, 'in_flight': str(self.core.in_flight),
-                       'clears': str(self.core.clears),
+                       'clears': str(self.core.clears), 'paused': str(self.core.paused),
                        'service_unavailable': str(self._no_service)})
         level, text = DiagnosticStatus.OK, 'executing' if self.core.started else 'waiting'
-        if not report.ok:
+        if self.core.paused:
+            text = 'paused (~/pause)'
+        elif not report.ok:
             level, text = DiagnosticStatus.WARN, report.describe()
         elif self.core.started and self.core.remaining_ns(now) == 0:
             level, text = DiagnosticStatus.WARN, 'starved: holding the last command'

@@ -15,6 +15,7 @@ from smolvla_ros.core.executor_core import (
     TickResult,
     clears_plan,
 )
+from smolvla_ros.core.trigger import TriggerDecision
 from smolvla_ros.core.types import ActionChunkData, ObservationData
 
 NAMES = ('a', 'b', 'c')
@@ -373,6 +374,31 @@ def test_clear_lifts_the_failure_backoff_and_counts_each_clear():
     assert late.request_id == core.in_flight
     assert core.clear(T0 + 8 + round(core.config.request_timeout_s * 1e9) + 1) is None
     assert core.metrics().timeouts == 1
+
+
+
+def test_pause_drops_the_plan_commands_and_requests_nothing_until_resumed():
+    core = make_core()
+    request = core.make_request(_obs(T0, f(T0)), T0)
+    assert core.on_chunk(_answer(T0, request.request_id, f), T0, T0 + 1).accepted
+    assert core.tick(T0 + 2).status == 'plan'
+    pending = core.make_request(_obs(T0 + 3, f(T0 + 3)), T0 + 3)  # in flight when paused
+
+    assert core.set_paused(True, T0 + 4) and core.paused
+    assert not core.set_paused(True, T0 + 5)  # already paused: no change
+    assert core.clears == 0  # a pause is not counted as an episode clear
+    for t in (T0 + 6, T0 + 10**9):
+        assert core.tick(t).status == 'paused' and core.tick(t).position is None
+        assert core.trigger_decision(t) == TriggerDecision(False, 'paused')
+    late = core.on_chunk(_answer(T0 + 3, pending.request_id, f), T0 + 3, T0 + 7)
+    assert not late.accepted and late.reason == 'cleared'  # never executed after a pause
+
+    assert core.set_paused(False, T0 + 8) and not core.paused
+    assert core.tick(T0 + 9).status == 'idle'  # nothing planned until a new chunk arrives
+    assert core.should_request(T0 + 9)
+    again = core.make_request(_obs(T0 + 10, f(T0 + 10)), T0 + 10)
+    assert core.on_chunk(_answer(T0 + 10, again.request_id, f), T0 + 10, T0 + 11).accepted
+    assert core.tick(T0 + 12).status == 'plan'
 
 
 @pytest.mark.parametrize(('text', 'event', 'expected'), [

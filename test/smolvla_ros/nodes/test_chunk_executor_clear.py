@@ -105,3 +105,43 @@ def test_reset_topic_clears_only_on_the_configured_event(rclpy_context, tmp_path
     finally:
         for n in (helper, node):
             n.destroy_node()
+
+
+def test_pause_service_stops_commands_and_requests_until_resumed(rclpy_context,
+                                                                 tmp_path) -> None:
+    from std_srvs.srv import SetBool
+
+    contract = write_contract(tmp_path / 'contract.yaml', fps=FPS)
+    robot = FakeRobot(rclpy_context, fps=FPS, chunk_size=30, delay_s=0.05)
+    node = _executor(rclpy_context, contract)
+    recorder = Recorder(rclpy_context)
+    helper = rclpy.create_node('pause_caller', context=rclpy_context)
+    client = helper.create_client(SetBool, 'chunk_executor/pause')
+
+    def call(data: bool) -> SetBool.Response:
+        future = client.call_async(SetBool.Request(data=data))
+        assert wait_until(future.done, 10.0)
+        return future.result()
+
+    try:
+        with Spin(rclpy_context, robot, node, recorder, helper):
+            assert wait_until(lambda: node.core.metrics().chunks_accepted >= 2, 30.0)
+            assert client.wait_for_service(timeout_sec=10.0)
+            response = call(True)
+            assert response.success and response.message.startswith('paused'), response.message
+            paused_at = helper.get_clock().now().nanoseconds
+            requests = node.core.metrics().requests
+            ticks = node.core.metrics().ticks
+            assert wait_until(lambda: node.core.metrics().ticks >= ticks + 20, 10.0)
+            assert node.core.metrics().requests == requests  # no request while paused
+            margin = round(0.1e9)  # a command already on its way when the pause came
+            assert not recorder.since(paused_at + margin), 'commanded while paused'
+            assert call(True).message.startswith('already paused')
+
+            assert call(False).message.startswith('resumed')
+            resumed_at = helper.get_clock().now().nanoseconds
+            assert wait_until(lambda: len(recorder.since(resumed_at)) >= 5, 20.0)
+            assert node.core.metrics().requests > requests
+    finally:
+        for n in (helper, recorder, node, robot):
+            n.destroy_node()
