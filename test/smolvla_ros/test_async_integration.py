@@ -26,6 +26,7 @@ pytest.importorskip('torch')
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
+from up_process import run_up  # noqa: E402
 
 from smolvla_ros.paths import config_path  # noqa: E402
 from smolvla_ros.ros.time import stamp_to_ns  # noqa: E402
@@ -193,19 +194,9 @@ def test_async_stack_flows_holds_resumes_and_stops_on_stale_camera(ros_env, rclp
 
 def test_camera_mismatch_with_the_checkpoint_fails_fast(ros_env, tmp_path) -> None:
     contract = _contract(tmp_path)
-    proc = subprocess.Popen(_up(tmp_path, contract, 'rename_map:=front=camera1'), env=ros_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        output, _ = proc.communicate(timeout=240)  # a failure bound, not a speed goal
-    except subprocess.TimeoutExpired:
-        # SIGINT: up stops its nodes (a SIGKILL of up alone would leave them running).
-        proc.send_signal(signal.SIGINT)
-        try:
-            output, _ = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        pytest.fail(f'the bringup did not fail within 240 s:\n{output}')
+    proc = run_up(_up(tmp_path, contract, 'rename_map:=front=camera1'), ros_env,
+                  240, merge_stderr=True)  # a failure bound, not a speed goal
+    output = proc.stdout
     assert proc.returncode == 1, output
     assert '[up] ' in output and 'policy_server' in output, output
     line = next((ln for ln in output.splitlines() if 'does not match contract' in ln), '')

@@ -19,10 +19,10 @@ import json
 from pathlib import Path
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
+from up_process import up_command
 
 pytestmark = [pytest.mark.integration, pytest.mark.ros, pytest.mark.slow]
 
@@ -31,12 +31,6 @@ FIRST_PICK_SIM_S = 20.0  # simulated seconds from the simulator's start, start-u
 PICK_WALL_S = 20.0  # wall: from the reset to the success event
 PICK_SIM_S = 8.0  # simulated seconds from the reset: the oracle lifts the cube in ~3 s
 STOP_S = 30.0
-
-
-def _up_command(*args: str) -> list[str]:
-    script = Path(sys.executable).parent / 'smolvla-ros'
-    base = [str(script)] if script.is_file() else [sys.executable, '-m', 'smolvla_ros.cli']
-    return [*base, 'up', *args]
 
 
 @pytest.fixture(autouse=True)
@@ -124,7 +118,7 @@ def test_async_oracle_picks_the_cube_in_real_time_then_stops_cleanly(ros_env, tm
     log = tmp_path / 'up.log'
     # The profile's cameras (the contract's 640x480 at 10 Hz) and camera_max_age_s (set from the
     # render rate, config/profiles/so101_demo.yaml): the deployed configuration.
-    command = _up_command('so101_demo', f'port:={tmp_path / "bus"}', 'seed:=3')
+    command = up_command('so101_demo', f'port:={tmp_path / "bus"}', 'seed:=3')
     with log.open('w') as out:
         proc = subprocess.Popen(command, env=ros_env, stdout=out, stderr=subprocess.STDOUT,
                                 text=True)
