@@ -7,11 +7,11 @@ up in the diagnostics.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 import time
 
 import numpy as np
 import pytest
+from waiting import wait_until
 
 from smolvla_ros.core.arm_config import ArmConfig
 from smolvla_ros.core.arm_control import ArmController, ArmState
@@ -49,16 +49,6 @@ def _controller(emu: ServoEmulator, **kw) -> ArmController:
     return ctl
 
 
-def _wait(condition: Callable[[], bool], timeout_s: float) -> bool:
-    """Poll `condition` every 5 ms until it holds; a generous `timeout_s` only bounds a failure."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.005)
-    return condition()
-
-
 def test_positions_in_rad_and_commands_move_the_servos(emulator: ServoEmulator) -> None:
     ctl = _controller(emulator, max_step_rad=0.02, command_timeout_s=5.0)
     assert ctl.cycle()
@@ -77,7 +67,8 @@ def test_positions_in_rad_and_commands_move_the_servos(emulator: ServoEmulator) 
         # then settles on its goal. Cycle until both show, however slowly the machine runs.
         return (ctl.cycle() and abs(ctl.position[0] - target) <= 2e-3
                 and emulator.get_goal_positions()[IDS['gripper']] == 3100)
-    assert _wait(arrived, 20.0), (ctl.position, emulator.get_goal_positions())
+    assert wait_until(arrived, 20.0, poll_s=0.005), (ctl.position,
+                                                      emulator.get_goal_positions())
     assert emulator.get_goal_positions()[IDS['gripper']] == pytest.approx(3100)  # clamped
     assert emulator.get_torque_enabled() == {i: True for i in IDS.values()}
     ctl.close()
@@ -132,7 +123,7 @@ def test_unplugged_port_is_reconnected(emulator: ServoEmulator, tmp_path) -> Non
         def reconnected() -> bool:
             ctl.cycle()
             return ctl.state is ArmState.IDLE
-        assert _wait(reconnected, 20.0), ctl.state
+        assert wait_until(reconnected, 20.0, poll_s=0.005), ctl.state
         assert ctl.reconnects == 1
         assert ctl.cycle()
         ctl.close()

@@ -15,6 +15,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, JointState
 from smolvla_msgs.srv import PredictChunk
+from waiting import wait_until  # noqa: F401  (re-exported: the executor tests import it here)
 
 from smolvla_ros.core.types import ActionChunkData
 from smolvla_ros.ros.chunk import chunk_to_msg
@@ -160,13 +161,3 @@ class Spin:
             executor.shutdown(timeout_sec=5.0)
         for thread in self._threads:
             thread.join(timeout=5.0)
-
-
-def wait_until(predicate, timeout_s: float, poll_s: float = 0.05) -> bool:
-    """Poll until predicate() is true; False after timeout_s (deadline, not a timed assertion)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(poll_s)
-    return bool(predicate())

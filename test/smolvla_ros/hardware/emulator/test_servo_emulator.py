@@ -11,6 +11,7 @@ import time
 import tty
 
 import pytest
+from waiting import wait_until
 
 from smolvla_ros.hardware.emulator import EmulatedServo, ServoConfig, ServoEmulator, parse_fault
 from smolvla_ros.hardware.emulator.faults import Fault, FaultKind
@@ -126,17 +127,6 @@ def wire():
             os.close(fd)
 
 
-def _wait(condition, timeout_s: float = 10.0) -> bool:
-    """Poll until `condition` holds: packets without a reply are applied by the emulator thread
-    whenever it runs, which on a loaded machine is not within a fixed few milliseconds."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.005)
-    return condition()
-
-
 def test_byte_exact_replies(wire) -> None:
     emu, transact = wire
     assert transact(ping_packet(1), 6).hex(' ') == 'ff ff 01 02 00 fc'
@@ -147,7 +137,9 @@ def test_byte_exact_replies(wire) -> None:
     assert emu.read_register(2, 'Goal_Position') == 2048
     # Broadcast writes apply to all and are never answered.
     assert transact(write_packet(BROADCAST_ID, 42, b'\x10\x08'), 6, wait=0.05) == b''
-    assert _wait(lambda: emu.get_goal_positions() == {1: 2064.0, 2: 2064.0, 3: 2064.0}), (
+    # Packets without a reply are applied whenever the emulator thread runs: wait, don't sleep.
+    goals = {1: 2064.0, 2: 2064.0, 3: 2064.0}
+    assert wait_until(lambda: emu.get_goal_positions() == goals, 10.0, poll_s=0.005), (
         emu.get_goal_positions())
     stats = emu.stats()
     assert stats.instructions['sync_read'] == 1 and stats.instructions['write'] == 2
@@ -160,7 +152,8 @@ def test_reg_write_action_status_level_and_bad_packets(wire) -> None:
     assert transact(instruction_packet(1, INST_REG_WRITE, b'\x2a\x00\x09'), 6) == status_packet(1)
     assert emu.read_register(1, 'Goal_Position') == 2047  # not yet
     assert transact(instruction_packet(BROADCAST_ID, INST_ACTION), 6, wait=0.05) == b''
-    assert _wait(lambda: emu.read_register(1, 'Goal_Position') == 0x900)
+    assert wait_until(lambda: emu.read_register(1, 'Goal_Position') == 0x900, 10.0,
+                      poll_s=0.005)
     assert transact(write_packet(1, 8, b'\x00'), 6) == status_packet(1)  # EEPROM: locked
     assert emu.servo(1).eeprom_writes_rejected == 1
     assert transact(write_packet(1, 55, b'\x00'), 6) == status_packet(1)  # unlock
@@ -170,7 +163,7 @@ def test_reg_write_action_status_level_and_bad_packets(wire) -> None:
     bad = bytearray(ping_packet(2))
     bad[-1] ^= 0xFF
     assert transact(bytes(bad), 6, wait=0.05) == b''
-    assert _wait(lambda: emu.stats().bad_packets == 1), emu.stats()
+    assert wait_until(lambda: emu.stats().bad_packets == 1, 10.0, poll_s=0.005), emu.stats()
 
 
 def test_reply_faults_on_the_wire(wire) -> None:
