@@ -2,7 +2,8 @@
 
 At start it loads the checkpoint (a LeRobot policy directory or a preset name), checks the
 checkpoint's image/state/action features against the robot contract (after ``rename_map``) and
-fails fast naming the exact missing/extra keys, then warms up before it offers the service. Each
+fails fast naming the exact missing/extra keys, then warms up before it offers the service
+(all ROS-free in policy/serving.py, which ``smolvla-ros eval`` shares). Each
 request is decoded, converted to dataset units (the contract's one conversion), predicted in the
 inference thread (core.inference_worker) and answered; every request gets an answer (a failure
 says why), there is no similarity filtering. ``/diagnostics`` carries the p50/p95 server time.
@@ -26,10 +27,8 @@ from __future__ import annotations
 
 from functools import partial
 import sys
-import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from smolvla_msgs.srv import PredictChunk
@@ -37,30 +36,21 @@ from smolvla_msgs.srv import PredictChunk
 from smolvla_ros.core.contract import default_contract_path, load_contract
 from smolvla_ros.core.dataset_units import DatasetUnits
 from smolvla_ros.core.inference_worker import InferenceWorker, WorkerConfig
-from smolvla_ros.core.policy_io import PolicyIO, describe_mismatch, parse_rename_map
-from smolvla_ros.core.types import InvalidDataError, ObservationData
+from smolvla_ros.core.policy_io import PolicyIO, parse_rename_map
+from smolvla_ros.core.types import InvalidDataError
 from smolvla_ros.nodes.node_main import ThreadResult, run_node
 from smolvla_ros.nodes.params import read_only_parameter
+from smolvla_ros.policy.serving import (  # torch-free at import
+    DTYPES,
+    PolicySetupError,
+    load_policy,
+    predict_fn,
+    warm_up,
+)
 from smolvla_ros.ros.chunk import chunk_to_msg
 from smolvla_ros.ros.errors import ConversionError
 from smolvla_ros.ros.observation import msg_to_observation
 from smolvla_ros.ros.time import ns_to_stamp
-
-DTYPES = ('float32', 'bfloat16', 'float16')
-
-
-class PolicySetupError(ValueError):
-    """The checkpoint, contract or parameters do not fit together (raised at start)."""
-
-
-def _warmup_observation(io: PolicyIO) -> ObservationData:
-    """A mid-grey observation at the policy image size (what the executor sends)."""
-    c = io.contract
-    images = {cam: np.full((*c.policy_image_shape(cam), 3), 128, np.uint8)
-              for cam in c.camera_names}
-    return ObservationData(stamp_ns=0, request_id=0, task='warm up', joint_names=c.joint_names,
-                           state=np.zeros(len(c.joints)), camera_names=c.camera_names,
-                           images=images)
 
 
 class PolicyServer(Node):
@@ -91,12 +81,19 @@ class PolicyServer(Node):
         contract = load_contract(contract_file or default_contract_path())
         units = DatasetUnits.from_contract(contract, calibration or None)
         self.io = PolicyIO(contract, units, parse_rename_map(rename, contract))
-        policy = self._load(device, threads, compile_model)
+        log = self.get_logger().info
+        policy = load_policy(self.checkpoint, self.io, device=device, dtype=self.dtype,
+                             threads=threads, compile_model=compile_model, log=log)
         self.worker = InferenceWorker(
-            self._predict_fn(policy), self.io,
+            predict_fn(policy, self.num_steps), self.io,
             WorkerConfig(policy.config.chunk_size, policy_id=str(self.checkpoint),
                          extra_latency_ms=float(extra_ms)))
-        self._warm_up(warmup, max_latency or policy.config.chunk_size * contract.dt * 1e3)
+        try:
+            warm_up(self.worker, warmup,
+                    max_latency or policy.config.chunk_size * contract.dt * 1e3, log=log)
+        except PolicySetupError:
+            self.worker.shutdown()
+            raise
         self._inference = ThreadResult(self)
         # Separate groups: an awaiting request holds its group, and the timer must still run.
         self._service = self.create_service(PredictChunk, 'predict_chunk', self._on_request,
@@ -108,56 +105,6 @@ class PolicyServer(Node):
             f'serving {self._service.srv_name}: {self.checkpoint} on {device} {self.dtype}, '
             f'cameras {dict(self.io.rename)}, chunk {policy.config.chunk_size} x '
             f'{contract.dt * 1e3:.1f} ms, extra latency {extra_ms:g} ms')
-
-    def _load(self, device: str, threads: int, compile_model: bool):
-        from smolvla_ros.policy import policy as policy_module
-        from smolvla_ros.policy.policy import FeatureMismatchError, SmolVLAPolicy
-        torch = policy_module.torch  # the policy package's own torch (house rule: no import here)
-        if threads:
-            torch.set_num_threads(threads)
-        start = time.monotonic()
-        policy = SmolVLAPolicy.from_pretrained(self.checkpoint, device=device,
-                                               dtype=getattr(torch, self.dtype))
-        try:
-            policy.validate_features(self.io.image_keys, state_dim=self.io.num_joints,
-                                     action_dim=self.io.num_joints)
-        except FeatureMismatchError as exc:
-            raise PolicySetupError(describe_mismatch(exc, self.io, str(self.checkpoint))) from None
-        if compile_model:
-            policy.model.sample_actions = torch.compile(policy.model.sample_actions)
-        self.get_logger().info(f'loaded {self.checkpoint} in {time.monotonic() - start:.1f} s')
-        return policy
-
-    def _predict_fn(self, policy):
-        num_steps = self.num_steps or None
-
-        def predict(batch, prev, delay):
-            actions = policy.predict_chunk(batch, prev_chunk_left_over=prev,
-                                           inference_delay=delay, num_steps=num_steps)
-            return actions.float().cpu().numpy()  # [1, T, J]
-        return predict
-
-    def _warm_up(self, runs: int, max_latency_ms: float) -> None:
-        """Run ``runs`` predictions; refuse (PolicySetupError) when even the fastest is too slow.
-
-        A policy slower than its chunk horizon starves the executor between every two chunks
-        whatever the fusion: better one clear error at start than a stuttering arm. The fastest
-        run is judged (the first pays compilation and caches, a busy machine slows any one run).
-        """
-        obs = _warmup_observation(self.io)
-        times_ms = []
-        for i in range(runs):
-            times_ms.append(self.worker.answer(obs).inference_ms)
-            self.get_logger().info(f'warm-up {i + 1}/{runs}: {times_ms[-1]:.0f} ms')
-        self.worker.reset_statistics()  # warm-up (and compilation) runs are not requests
-        if times_ms and 0 < max_latency_ms < min(times_ms):
-            horizon_ms = self.worker.config.chunk_size * self.io.contract.dt * 1e3
-            self.worker.shutdown()
-            raise PolicySetupError(
-                f'warm-up inference took {min(times_ms):.0f} ms at best, more than '
-                f'max_latency_ms {max_latency_ms:.0f} ms (the chunk horizon is {horizon_ms:.0f} '
-                'ms): the arm would stop between chunks. Use a GPU, bfloat16, fewer num_steps or '
-                'compile, or set max_latency_ms:=-1 to serve anyway')
 
     async def _on_request(self, request: PredictChunk.Request,
                           response: PredictChunk.Response) -> PredictChunk.Response:

@@ -1,0 +1,117 @@
+"""Serving a SmolVLA checkpoint for one robot contract: load, check, predict, warm up (no ROS).
+
+The ``policy_server`` node and ``smolvla-ros eval`` (smolvla_ros/sim/evaluation.py) serve a
+checkpoint the same way, so this is the one place that does it: load the checkpoint (a LeRobot
+policy directory or a preset name), check its image/state/action features against the contract's
+cameras after the rename map (:class:`~smolvla_ros.core.policy_io.PolicyIO`), wrap
+``SmolVLAPolicy.predict_chunk`` as the ``predict(batch, prev, delay)`` callable that
+:class:`~smolvla_ros.core.inference_worker.InferenceWorker` runs, and warm it up before it serves.
+
+torch is imported inside the functions (through smolvla_ros.policy.policy), so this module, and
+the node that imports :class:`PolicySetupError` from it, import without torch.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from smolvla_ros.core.inference_worker import InferenceWorker, PredictFn
+from smolvla_ros.core.policy_io import PolicyIO, describe_mismatch
+from smolvla_ros.core.types import ObservationData
+
+logger = logging.getLogger(__name__)
+
+DTYPES = ('float32', 'bfloat16', 'float16')
+
+
+class PolicySetupError(ValueError):
+    """The checkpoint, contract or serving options do not fit together (raised at start)."""
+
+
+def load_policy(checkpoint: str, io: PolicyIO, *, device: str = 'cpu', dtype: str = 'float32',
+                threads: int = 0, compile_model: bool = False,
+                log: Callable[[str], None] = logger.info) -> Any:
+    """The SmolVLAPolicy of ``checkpoint`` in eval mode, its features checked against ``io``.
+
+    A checkpoint whose cameras or dims do not match the contract (after the rename map) raises
+    PolicySetupError naming the keys and the rename_map remedy (policy_io.describe_mismatch).
+    ``threads`` > 0 sets torch's intra-op threads (process-wide).
+    """
+    if dtype not in DTYPES:
+        raise PolicySetupError(f'dtype must be one of {DTYPES}, got {dtype!r}')
+    if threads < 0:
+        raise PolicySetupError(f'torch threads must be >= 0, got {threads}')
+    from smolvla_ros.policy import policy as policy_module
+    from smolvla_ros.policy.policy import FeatureMismatchError, SmolVLAPolicy
+    torch = policy_module.torch  # the policy package's own torch (house rule: no import here)
+    if threads:
+        torch.set_num_threads(threads)
+    start = time.monotonic()
+    policy = SmolVLAPolicy.from_pretrained(checkpoint, device=device,
+                                           dtype=getattr(torch, dtype))
+    try:
+        policy.validate_features(io.image_keys, state_dim=io.num_joints,
+                                 action_dim=io.num_joints)
+    except FeatureMismatchError as exc:
+        raise PolicySetupError(describe_mismatch(exc, io, str(checkpoint))) from None
+    if compile_model:
+        policy.model.sample_actions = torch.compile(policy.model.sample_actions)
+    log(f'loaded {checkpoint} in {time.monotonic() - start:.1f} s')
+    return policy
+
+
+def predict_fn(policy: Any, num_steps: int | None = None) -> PredictFn:
+    """``predict(batch, prev, delay) -> actions`` [1, T, J] float32 numpy, dataset units.
+
+    ``num_steps`` (None or 0: the checkpoint's value) overrides the flow-matching steps.
+    """
+    steps = num_steps or None
+
+    def predict(batch: dict[str, Any], prev: np.ndarray | None,
+                delay: int | None) -> np.ndarray:
+        actions = policy.predict_chunk(batch, prev_chunk_left_over=prev,
+                                       inference_delay=delay, num_steps=steps)
+        return actions.float().cpu().numpy()  # [1, T, J]
+    return predict
+
+
+def warmup_observation(io: PolicyIO) -> ObservationData:
+    """A mid-grey observation at the policy image size (what the executor sends)."""
+    c = io.contract
+    images = {cam: np.full((*c.policy_image_shape(cam), 3), 128, np.uint8)
+              for cam in c.camera_names}
+    return ObservationData(stamp_ns=0, request_id=0, task='warm up', joint_names=c.joint_names,
+                           state=np.zeros(len(c.joints)), camera_names=c.camera_names,
+                           images=images)
+
+
+def warm_up(worker: InferenceWorker, runs: int, max_latency_ms: float,
+            log: Callable[[str], None] = logger.info) -> list[float]:
+    """Run ``runs`` predictions; refuse (PolicySetupError) when even the fastest is too slow.
+
+    A policy slower than its chunk horizon starves the executor between every two chunks
+    whatever the fusion: better one clear error at start than a stuttering arm. The fastest
+    run is judged (the first pays compilation and caches, a busy machine slows any one run).
+    ``max_latency_ms`` <= 0 never refuses. The worker's statistics are reset afterwards: warm-up
+    runs are not requests. Returns the run times (ms).
+    """
+    if runs < 0:
+        raise PolicySetupError(f'warm-up runs must be >= 0, got {runs}')
+    obs = warmup_observation(worker.io)
+    times_ms = []
+    for i in range(runs):
+        times_ms.append(worker.answer(obs).inference_ms)
+        log(f'warm-up {i + 1}/{runs}: {times_ms[-1]:.0f} ms')
+    worker.reset_statistics()
+    if times_ms and 0 < max_latency_ms < min(times_ms):
+        horizon_ms = worker.config.chunk_size * worker.io.contract.dt * 1e3
+        raise PolicySetupError(
+            f'warm-up inference took {min(times_ms):.0f} ms at best, more than '
+            f'max_latency_ms {max_latency_ms:.0f} ms (the chunk horizon is {horizon_ms:.0f} '
+            'ms): the arm would stop between chunks. Use a GPU, bfloat16, fewer num_steps or '
+            'compile, or set max_latency_ms:=-1 to serve anyway')
+    return times_ms
