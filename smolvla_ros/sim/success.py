@@ -14,6 +14,9 @@ from smolvla_ros.sim.errors import SimConfigError
 from smolvla_ros.sim.scene import SceneConfig
 
 TASKS = ('lift', 'bowl')
+# The language instruction of each task: what demonstrations record on the ``task`` topic and what
+# evaluation sends the policy (the simulated profiles' task defaults say the same).
+TASK_PROMPTS = {'lift': 'pick up the cube', 'bowl': 'pick up the cube and put it in the bowl'}
 
 
 @dataclass(frozen=True)
