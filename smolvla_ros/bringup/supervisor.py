@@ -15,11 +15,25 @@ The rules are those of ``ros2 launch`` with ``on_exit=Shutdown`` on required nod
 Each child runs in its own session (its own process group), so a terminal's Ctrl-C reaches only
 the supervisor, which forwards it in a defined order, and a child's own children are signalled
 with it.
+
+Children die with their supervisor. A supervisor that is itself killed without a chance to stop
+them (SIGKILL, the OOM killer) would otherwise leave every node running under PID 1, an executor
+still commanding the arm with nothing watching it. Each child therefore asks the kernel, between
+fork and exec, for SIGTERM when its parent dies (``prctl(PR_SET_PDEATHSIG)``, Linux): the same
+signal a service manager sends, on which every node runs its normal cleanup (the driver turns
+torque off). Chosen over a watchdog process on the supervisor's pid because the kernel delivers it
+even when every user process of the bringup is gone, costs nothing while running, and needs no
+polling. Its one subtlety: the "parent" is the *thread* that forked the child. The children are
+started by the thread that runs :meth:`Supervisor.run`, which returns only after they stopped, so
+the signal comes exactly when the supervisor process dies early. It reaches the direct child only
+(a node's own subprocesses are its business; our nodes have none). Where prctl is missing (not
+Linux) children start without it and a warning says so.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 import contextlib
+import ctypes
 from dataclasses import dataclass, field
 import logging
 import os
@@ -38,6 +52,34 @@ _RESET = '\x1b[0m'
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _KILL_WAIT_S = 5.0
 _READER_JOIN_S = 2.0
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PARENT_DEATH_SIGNAL = signal.SIGTERM
+_ORPHAN_EXIT = 125  # a child whose supervisor died before it could ask for the signal
+
+
+def parent_death_hook(parent_pid: int,
+                      signum: int = PARENT_DEATH_SIGNAL) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get ``signum`` when its parent dies (Linux).
+
+    Runs in the child between fork and exec, so it does as little as possible: one prctl call
+    through a function resolved here, in the parent. If the parent already died between fork and
+    prctl (then the signal would never come), the child exits at once instead of exec'ing. Returns
+    None where prctl does not exist.
+    """
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                      ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+
+    def hook() -> None:
+        if prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), 'prctl(PR_SET_PDEATHSIG) failed')
+        if os.getppid() != parent_pid:
+            os._exit(_ORPHAN_EXIT)
+    return hook
 
 
 @dataclass(frozen=True)
@@ -154,13 +196,17 @@ class Supervisor:
         return previous
 
     def _start_all(self) -> Outcome | None:
+        die_with_us = parent_death_hook(os.getpid())
+        if die_with_us is None:
+            logger.warning('prctl(PR_SET_PDEATHSIG) is not available here: if this supervisor '
+                           'is killed (SIGKILL), its processes keep running')
         for index, spec in enumerate(self._specs.values()):
             try:
                 proc = subprocess.Popen(
                     list(spec.argv), env=None if spec.env is None else dict(spec.env),
                     cwd=spec.cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT, start_new_session=True)
-            except OSError as exc:
+                    stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_us)
+            except (OSError, subprocess.SubprocessError) as exc:
                 return Outcome(1, f'cannot start {spec.name!r} ({spec.argv[0]}): {exc}')
             self._procs[spec.name] = proc
             logger.info('started %s (pid %d)', spec.name, proc.pid)

@@ -1,0 +1,86 @@
+"""`smolvla-ros up` killed with SIGKILL: its processes must not outlive it, and the arm is released.
+
+The supervisor cannot stop anything once it is SIGKILLed (or taken by the OOM killer); the
+children must notice on their own (supervisor.py: PR_SET_PDEATHSIG) and run their normal stop,
+which for the driver means torque off. The servo bus is emulated in this test process, so it
+outlives the bringup and its servos can be inspected afterwards.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+import signal
+import subprocess
+import threading
+
+import pytest
+from up_process import up_command
+from waiting import wait_until
+import yaml
+
+from smolvla_ros.hardware.emulator.cli import add_arguments, build_emulator
+from smolvla_ros.paths import share_dir
+
+pytestmark = [pytest.mark.integration, pytest.mark.ros]
+
+CALIBRATION = share_dir() / 'config' / 'calibration' / 'so101_follower_example.json'
+
+
+def _alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie (an orphan's reaper may be slow)."""
+    try:
+        stat = Path(f'/proc/{pid}/stat').read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(')', 1)[1].split()[0] != 'Z'
+
+
+def _emulator(link: Path):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return build_emulator(parser.parse_args(['--link', str(link),
+                                             '--calibration', str(CALIBRATION)]))
+
+
+def test_sigkill_of_up_ends_every_process_and_releases_the_arm(
+        write_profile, child_argv, ros_env, tmp_path) -> None:
+    link = tmp_path / 'bus'
+    plain = yaml.safe_dump(list(child_argv('plain', ticks=100000)), default_flow_style=True)
+    profile = write_profile(f'''
+        description: a follower driver on the test's emulated bus, and a plain process
+        processes:
+          - {{name: plain, cmd: {plain.strip()}}}
+        nodes:
+          - name: follower_driver
+            executable: feetech_driver
+            parameters:
+              - port: {link}
+                calibration_file: {CALIBRATION}
+                enable_torque_on_start: true
+        ''')
+    lines: list[str] = []
+    with _emulator(link) as emu:
+        up = subprocess.Popen(up_command(str(profile)), env=ros_env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+        reader = threading.Thread(target=lambda: lines.extend(up.stdout), daemon=True)
+        reader.start()
+        pids: list[int] = []
+        try:
+            assert wait_until(lambda: all(emu.get_torque_enabled().values()), 60), lines
+            pids = [int(line.split('(pid ')[1].split(')')[0]) for line in list(lines)
+                    if '(pid ' in line]
+            assert len(pids) == 2, lines
+            up.kill()  # SIGKILL: the supervisor gets no chance to stop anything
+            assert up.wait(10) == -signal.SIGKILL
+            assert wait_until(lambda: not any(_alive(p) for p in pids), 30), (
+                f'still running after up was killed: {[p for p in pids if _alive(p)]}\n'
+                + ''.join(lines))
+            assert not any(emu.get_torque_enabled().values()), (
+                f'torque left on: {emu.get_torque_enabled()}\n' + ''.join(lines))
+        finally:
+            if up.poll() is None:
+                up.kill()
+            for pid in pids:  # this test's own processes, if the fix is broken
+                if _alive(pid):
+                    os.kill(pid, signal.SIGKILL)
