@@ -8,7 +8,9 @@ PACKAGE = 'smolvla_training'
 
 CLIS: dict[str, str] = {
     'smolvla-convert': 'smolvla_training.convert.cli:main',
-    # 'smolvla-train': 'smolvla_training.train.cli:main',       (issue: training)
+    'smolvla-train': 'smolvla_training.train.cli:main',
+    # `ros2 run smolvla_training train` after a colcon build (lib/smolvla_training/train).
+    'train': 'smolvla_training.train.cli:main',
 }
 
 setup(

@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 POLICY_TYPE = 'smolvla'
 SMOLVLM2_500M = 'HuggingFaceTB/SmolVLM2-500M-Video-Instruct'
 TINY_VLM_NAME = 'tiny'
+SIM_SMALL_VLM_NAME = 'smolvla_ros/sim_small'
 FEATURE_TYPES = ('STATE', 'VISUAL', 'ENV', 'ACTION', 'REWARD', 'LANGUAGE')
 NORMALIZATION_MODES = ('MIN_MAX', 'MEAN_STD', 'IDENTITY', 'QUANTILES', 'QUANTILE10')
 RTC_SCHEDULES = ('ZEROS', 'ONES', 'LINEAR', 'EXP')
@@ -313,7 +314,8 @@ class SmolVLAConfig:
     # --- presets ---
     @classmethod
     def preset(cls, name: str) -> SmolVLAConfig:
-        """'smolvla_base' (lerobot/smolvla_base's config, random weights) or 'tiny' (CPU tests)."""
+        """'smolvla_base' (lerobot/smolvla_base's config, random weights), 'tiny' (CPU tests) or
+        'sim_small' (a small geometry that learns the simulated pick on 2 CPU cores; docs/training.md)."""
         if name == 'smolvla_base':
             cams = {f'{IMAGE_PREFIX}camera{i}': PolicyFeature('VISUAL', (3, 256, 256))
                     for i in (1, 2, 3)}
@@ -331,7 +333,17 @@ class SmolVLAConfig:
                 resize_imgs_with_padding=(64, 64), tokenizer_max_length=16,
                 num_expert_layers=0, num_vlm_layers=4, prefix_length=0,
                 pad_language_to='max_length', vlm_model_name=TINY_VLM_NAME)
-        raise SmolVLAConfigError(f'unknown SmolVLA preset {name!r}; use "smolvla_base" or "tiny"')
+        if name == 'sim_small':
+            cams = {f'{IMAGE_PREFIX}{c}': PolicyFeature('VISUAL', (3, 96, 96))
+                    for c in ('front', 'wrist')}
+            return cls(
+                input_features={**cams, STATE_KEY: PolicyFeature('STATE', (6,))},
+                output_features={ACTION_KEY: PolicyFeature('ACTION', (6,))},
+                resize_imgs_with_padding=(96, 96), tokenizer_max_length=48,
+                num_expert_layers=0, num_vlm_layers=4, prefix_length=0,
+                pad_language_to='longest', vlm_model_name=SIM_SMALL_VLM_NAME)
+        raise SmolVLAConfigError(
+            f'unknown SmolVLA preset {name!r}; use "smolvla_base", "sim_small" or "tiny"')
 
     # --- VLM geometry ---
     def vlm_config(self) -> Any:
@@ -344,10 +356,10 @@ class SmolVLAConfig:
         from transformers import AutoConfig, SmolVLMConfig
 
         name = self.vlm_model_name
-        if is_tiny_name(name):
-            return SmolVLMConfig(**_TINY_GEOMETRY)
         if name in _BUILTIN_GEOMETRIES:
             return SmolVLMConfig(**_BUILTIN_GEOMETRIES[name])
+        if is_tiny_name(name):
+            return SmolVLMConfig(**_TINY_GEOMETRY)
         path = Path(name).expanduser()
         try:
             if path.is_dir():
@@ -499,7 +511,31 @@ _SMOLVLM2_500M_GEOMETRY: dict[str, Any] = {
         'tie_word_embeddings': False,
     },
 }
-_BUILTIN_GEOMETRIES = {SMOLVLM2_500M: _SMOLVLM2_500M_GEOMETRY}
+# The small learned geometry ('sim_small' preset): 96x96 images, patch 12 (64 patches), pixel
+# shuffle 2 (16 tokens/image); a 96-wide text model of 4 layers with 4/2 heads of 24; the expert at
+# SmolVLA's 0.75 width. ~1.4 M parameters: it trains in about an hour on 2 CPU cores
+# (docs/training.md, "The simulated pick").
+_SIM_SMALL_GEOMETRY: dict[str, Any] = {
+    'image_token_id': TINY_VOCAB_SIZE - 2,
+    'scale_factor': 2,
+    'tie_word_embeddings': False,
+    'vision_config': {
+        'hidden_size': 96, 'intermediate_size': 192, 'num_hidden_layers': 3,
+        'num_attention_heads': 4, 'num_channels': 3, 'image_size': 96, 'patch_size': 12,
+        'hidden_act': 'gelu_pytorch_tanh', 'layer_norm_eps': 1e-6,
+    },
+    'text_config': {
+        'model_type': 'llama', 'hidden_size': 96, 'intermediate_size': 192,
+        'num_hidden_layers': 4, 'num_attention_heads': 4, 'num_key_value_heads': 2,
+        'head_dim': 24, 'vocab_size': TINY_VOCAB_SIZE, 'rms_norm_eps': 1e-5,
+        'rope_theta': 100000.0, 'max_position_embeddings': 512, 'hidden_act': 'silu',
+        'attention_bias': False, 'mlp_bias': False, 'pad_token_id': 2, 'bos_token_id': 1,
+        'eos_token_id': 0, 'tie_word_embeddings': False,
+    },
+}
+
+_BUILTIN_GEOMETRIES = {SMOLVLM2_500M: _SMOLVLM2_500M_GEOMETRY,
+                       SIM_SMALL_VLM_NAME: _SIM_SMALL_GEOMETRY}
 
 # The tiny test geometry: 64x64 images, patch 8 (64 patches), pixel shuffle 2 (16 tokens/image),
 # a 64-wide text model of 8 layers (4 kept) with 4/2 heads of 16; vocabulary = the tiny tokenizer.

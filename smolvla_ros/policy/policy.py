@@ -48,7 +48,7 @@ from smolvla_ros.policy.tokenizer import load_tokenizer
 
 logger = logging.getLogger(__name__)
 
-PRESETS = ('tiny', 'smolvla_base')
+PRESETS = ('tiny', 'sim_small', 'smolvla_base')
 PRESET_SEED = 0
 EMPTY_CAMERA_PREFIX = f'{IMAGE_PREFIX}empty_camera_'
 LANG_TOKENS_KEY = 'observation.language.tokens'

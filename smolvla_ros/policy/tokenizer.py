@@ -20,7 +20,10 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 # vlm_model_name values that select the built-in tiny tokenizer (the `tiny` preset's VLM).
-TINY_TOKENIZER_NAMES = frozenset({'tiny', 'smolvla_ros/tiny', 'smolvla-ros/tiny'})
+# Names of the built-in byte-level tokenizer: the tiny test geometry and the small learned sim
+# geometry (configuration_smolvla.SIM_SMALL_VLM_NAME) both use it.
+TINY_TOKENIZER_NAMES = frozenset({'tiny', 'smolvla_ros/tiny', 'smolvla-ros/tiny',
+                                  'smolvla_ros/sim_small'})
 
 # SmolLM2 / SmolVLM2 specials (text ones first, then the image ones SmolVLM adds).
 TINY_TEXT_SPECIALS = ('<|endoftext|>', '<|im_start|>', '<|im_end|>')

@@ -158,6 +158,15 @@ class LeRobotDatasetReader:
     def __len__(self) -> int:
         return self.table.num_rows
 
+    def column(self, name: str) -> np.ndarray:
+        """A whole numeric column in row order: index columns [N], float32 features [N, D]."""
+        if name in self._columns:
+            return self._columns[name]
+        if name in self._vectors:
+            return self._vectors[name]
+        raise KeyError(f'{self.root}: no column {name!r} (have '
+                       f'{sorted([*self._columns, *self._vectors])})')
+
     def episode(self, index: int) -> EpisodeInfo:
         return self._by_index[index]
 
