@@ -5,7 +5,10 @@ State machine::
     DISCONNECTED --connect ok--> IDLE (torque off, goal tracks present)
     IDLE --enable_torque (follower; readings inside range; goal := present first)--> ENABLED
     ENABLED --disable_torque--> IDLE
-    IDLE/ENABLED --max_consecutive_errors failed cycles--> FAULT (torque off, best effort)
+    ENABLED --a servo reads Torque_Enable = 0 (its own protection unloaded it)--> TORQUE_LOST
+    TORQUE_LOST --enable_torque (goal := present, every joint)--> ENABLED; --disable_torque--> IDLE
+    IDLE/ENABLED/TORQUE_LOST --max_consecutive_errors failed cycles--> FAULT (torque off, best
+        effort)
     FAULT --a good cycle (leader) / enable_torque (follower)--> IDLE / ENABLED
     any --port gone (PortError, BusNotConnectedError, OSError)--> DISCONNECTED --retry every
         reconnect_interval_s--> IDLE (torque stays off: a human re-enables it)
@@ -14,6 +17,16 @@ Safety, in the order a goal is built each ENABLED cycle: the target of a joint i
 while that command is fresh (watchdog), else the goal it already has (hold); the goal moves toward
 the target by at most ``max_step_rad``; it is clamped to the calibrated range; it is written as
 Goal_Position. A failed cycle writes nothing: the servos keep their last goal.
+
+A lost torque (docs/driver.md, "Safety behaviour"): an STS3215 whose Unloading_Condition trips
+(overheat, overcurrent, overload) switches its own torque off and stays limp after the condition
+clears, while the bus keeps answering normally. The periodic health read therefore reads
+Torque_Enable back (one 1-byte sync read per ``health_period_s``, only while ENABLED); a joint
+that reads 0 puts the arm in TORQUE_LOST: the joint is reported ERROR with the servo's status
+flags, the other joints hold their last goal (nothing is written, so they stay where they are;
+dropping the whole arm could be worse than one limp joint), commands are no longer applied, and
+nothing is re-enabled automatically (the protection may still be active). ``enable_torque``
+(goal := present first, as always) is the explicit way back; ``disable_torque`` releases the arm.
 
 The bus is anything with :class:`ServoBus`'s methods (``FeetechBus`` in production, fakes in tests).
 The same bus object is closed and reopened across a lost port, so its counters survive.
@@ -51,6 +64,7 @@ class ArmState(str, enum.Enum):
     DISCONNECTED = 'disconnected'
     IDLE = 'idle'
     ENABLED = 'enabled'
+    TORQUE_LOST = 'torque_lost'
     FAULT = 'fault'
 
 
@@ -91,6 +105,7 @@ class ArmController:
         self.good_cycles = 0
         self.reconnects = 0
         self.faults = 0
+        self.torque_losses = 0  # times a servo was found limp while ENABLED
         self.last_cycle_s = 0.0
         self._cycle_sum_s = 0.0
 
@@ -124,6 +139,7 @@ class ArmController:
             self._bus = bus
             self.state = ArmState.IDLE
             self.fault_reason = ''
+            self._clear_torque_lost()
             self._consecutive_errors = 0
             self.goal = None
             self.watchdog.clear()
@@ -197,6 +213,7 @@ class ArmController:
             self._consecutive_errors = 0
             self.state = ArmState.ENABLED
             self.fault_reason = ''
+            self._clear_torque_lost()
 
     def disable_torque(self) -> None:
         with self._lock:
@@ -207,9 +224,10 @@ class ArmController:
             except (*PORT_ERRORS, *TRANSFER_ERRORS) as exc:
                 raise TorqueRequestError(f'disabling torque failed: {exc}') from exc
             self.watchdog.clear()
-            if self.state in (ArmState.ENABLED, ArmState.FAULT):
-                self.state = ArmState.IDLE  # also acknowledges a fault
+            if self.state in (ArmState.ENABLED, ArmState.TORQUE_LOST, ArmState.FAULT):
+                self.state = ArmState.IDLE  # also acknowledges a fault or a lost torque
                 self.fault_reason = ''
+                self._clear_torque_lost()
 
     # ---------------------------------------------------------------------------------- cycle
     def cycle(self) -> bool:
@@ -252,7 +270,7 @@ class ArmController:
             present = self.joints.to_radians(raw_pos)  # (J,)
             if self.state is ArmState.ENABLED:
                 self._write_goal(bus, now)
-            else:
+            elif self.state is not ArmState.TORQUE_LOST:  # TORQUE_LOST: hold, write nothing
                 self.goal = present
             if now >= self._next_health:
                 self._next_health = now + self.config.health_period_s
@@ -300,6 +318,33 @@ class ArmController:
             h.temperature_c = float(block[name]['Present_Temperature'])
             h.voltage_v = block[name]['Present_Voltage'] / 10.0  # register unit: 0.1 V
             h.status = int(block[name]['Status'])
+        if self.state is ArmState.ENABLED:
+            torque = bus.sync_read('Torque_Enable')  # one byte per servo
+            limp = [n for n in self.joints.names if not torque[n]]
+            if limp:
+                self._lose_torque(limp)
+
+    def _lose_torque(self, limp: list[str]) -> None:
+        """Some servos switched their torque off themselves: report them and hold the rest."""
+        for name in limp:
+            flags = self.health[name].status_flags
+            cause = (f'servo reports {", ".join(flags)}' if flags else
+                     'no error bits now: its protection tripped and cleared, or another program '
+                     'wrote Torque_Enable')
+            self.health[name].torque_lost = f'torque off by the servo itself ({cause})'
+        self.torque_losses += 1
+        self.state = ArmState.TORQUE_LOST
+        self.fault_reason = (
+            f'torque lost on {", ".join(limp)}; the other joints hold, commands are not applied '
+            'until enable_torque (true re-enables every joint from where it is, false releases '
+            'the arm)')
+        self.watchdog.clear()
+        logger.error('TORQUE LOST: %s', '; '.join(
+            f'{n}: {self.health[n].torque_lost}' for n in limp))
+
+    def _clear_torque_lost(self) -> None:
+        for h in self.health.values():
+            h.torque_lost = ''
 
     def _count_error(self, exc: BaseException) -> None:
         self.failed_cycles += 1
@@ -364,6 +409,7 @@ class ArmController:
                 consecutive_errors=self._consecutive_errors,
                 reconnects=self.reconnects,
                 faults=self.faults,
+                torque_losses=self.torque_losses,
                 commands_received=self.watchdog.commands_received,
                 commands_rejected=self.watchdog.commands_rejected,
                 last_cycle_ms=self.last_cycle_s * 1e3,

@@ -25,10 +25,11 @@ class JointHealth:
     load: float | None = None  # fraction of max torque, signed, -1..1
     status: int = 0
     errors: dict[str, int] = field(default_factory=dict)  # failure kind -> count
+    torque_lost: str = ''  # why, while the servo is limp against the driver's will
 
     def copy(self) -> JointHealth:
         return JointHealth(self.temperature_c, self.voltage_v, self.load, self.status,
-                           dict(self.errors))
+                           dict(self.errors), self.torque_lost)
 
     @property
     def status_flags(self) -> list[str]:
@@ -58,6 +59,7 @@ class ArmStatus:
     consecutive_errors: int
     reconnects: int
     faults: int
+    torque_losses: int
     commands_received: int
     commands_rejected: int
     last_cycle_ms: float
@@ -66,7 +68,7 @@ class ArmStatus:
 
     def entries(self, prefix: str) -> list[DiagnosticEntry]:
         """One entry for the bus and one per joint: ``<prefix>: bus``, ``<prefix>: <joint>``."""
-        if self.state in ('fault', 'disconnected'):
+        if self.state in ('fault', 'disconnected', 'torque_lost'):
             level, message = ERROR, f'{self.state}: {self.reason}'
         elif self.consecutive_errors:
             level, message = WARN, f'{self.state}, {self.consecutive_errors} failed cycles in a row'
@@ -76,7 +78,8 @@ class ArmStatus:
             state=self.state, role=self.role, reason=self.reason,
             good_cycles=self.good_cycles, failed_cycles=self.failed_cycles,
             consecutive_errors=self.consecutive_errors, reconnects=self.reconnects,
-            faults=self.faults, commands_received=self.commands_received,
+            faults=self.faults, torque_losses=self.torque_losses,
+            commands_received=self.commands_received,
             commands_rejected=self.commands_rejected,
             last_cycle_ms=f'{self.last_cycle_ms:.3f}', mean_cycle_ms=f'{self.mean_cycle_ms:.3f}',
         ))
@@ -84,13 +87,18 @@ class ArmStatus:
         for name in self.joint_names:
             h = self.health[name]
             flags = h.status_flags
-            level = ERROR if flags else (WARN if h.errors else OK)
-            message = ('servo reports ' + ', '.join(flags)) if flags else (
-                f'{sum(h.errors.values())} transfer errors' if h.errors else 'ok')
+            level = ERROR if flags or h.torque_lost else (WARN if h.errors else OK)
+            if h.torque_lost:
+                message = h.torque_lost
+            elif flags:
+                message = 'servo reports ' + ', '.join(flags)
+            else:
+                message = f'{sum(h.errors.values())} transfer errors' if h.errors else 'ok'
             values = _kv(
                 temperature_c=_fmt(h.temperature_c), voltage_v=_fmt(h.voltage_v),
                 load_fraction=_fmt(h.load), status=f'0x{h.status:02x}',
                 errors_total=sum(h.errors.values()), goals_clipped=self.clip_counts[name],
+                torque_lost=h.torque_lost or 'no',
             ) + tuple((f'errors_{k}', str(v)) for k, v in sorted(h.errors.items()))
             values += self._bus_counters(name)
             out.append(DiagnosticEntry(level, f'{prefix}: {name}', message, values))

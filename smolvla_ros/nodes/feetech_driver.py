@@ -90,7 +90,7 @@ class FeetechDriver(Node):
             text = f'state {was.value} -> {self.arm.state.value}'
             reason = f': {self.arm.fault_reason}' if self.arm.fault_reason else ''
             # Two call sites: rclpy refuses a second severity from one call site (it raises).
-            if self.arm.state is ArmState.FAULT:
+            if self.arm.state in (ArmState.FAULT, ArmState.TORQUE_LOST):
                 log.error(text + reason)
             else:
                 log.info(text + reason)

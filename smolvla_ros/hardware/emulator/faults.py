@@ -3,7 +3,10 @@
 Reply faults (`drop_reply`, `corrupt_checksum`, `delay_reply`) apply to the next `count` replies of
 one servo (count None = until cleared). `missing` makes a servo silent (absent from the start when
 given to the constructor; disappearing mid-run when injected later). `overheat`, `overload` and
-`voltage` raise the matching status bits (and, for overheat and low voltage, the readings).
+`overcurrent` and `voltage` raise the matching status bits (and, for overheat and low voltage, the
+readings). A servo whose Unloading_Condition holds one of those bits (overheat, overcurrent and
+overload by default) switches its own torque off, and stays limp after the fault is cleared, as
+the real servo does: inject then clear to emulate a protection that tripped and recovered.
 """
 from __future__ import annotations
 
@@ -18,11 +21,13 @@ class FaultKind(str, enum.Enum):
     MISSING = 'missing'
     OVERHEAT = 'overheat'
     OVERLOAD = 'overload'
+    OVERCURRENT = 'overcurrent'
     VOLTAGE = 'voltage'
 
 
 REPLY_FAULTS = (FaultKind.DROP_REPLY, FaultKind.CORRUPT_CHECKSUM, FaultKind.DELAY_REPLY)
-STATUS_FAULTS = (FaultKind.OVERHEAT, FaultKind.OVERLOAD, FaultKind.VOLTAGE)
+STATUS_FAULTS = (FaultKind.OVERHEAT, FaultKind.OVERLOAD, FaultKind.OVERCURRENT,
+                 FaultKind.VOLTAGE)
 
 
 @dataclass(frozen=True)

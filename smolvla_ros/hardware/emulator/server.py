@@ -270,13 +270,15 @@ class ServoEmulator:
                 self._missing.add(motor_id)
             elif fault.kind is FaultKind.OVERHEAT:
                 servo.temperature = servo.get('Max_Temperature_Limit') + 5.0
-            elif fault.kind is FaultKind.OVERLOAD:
-                servo.fault_status |= STATUS_BITS['overload']
+            elif fault.kind in (FaultKind.OVERLOAD, FaultKind.OVERCURRENT):
+                servo.fault_status |= STATUS_BITS[fault.kind.value]
                 servo.load_override = 1000
             elif fault.kind is FaultKind.VOLTAGE:
                 servo.voltage = servo.get('Min_Voltage_Limit') / 10.0 - 0.5
             else:
                 self._faults.append([fault, fault.count])
+            if fault.kind in STATUS_FAULTS:
+                servo.apply_protection()  # the servo's protection acts at once, not at a read
 
     def clear_faults(self, kind: FaultKind | str | None = None,
                      motor_id: int | None = None) -> None:
@@ -295,8 +297,11 @@ class ServoEmulator:
                 if kind in (None, *STATUS_FAULTS):
                     if kind in (None, FaultKind.OVERHEAT):
                         servo.temperature = servo.config.temperature
-                    if kind in (None, FaultKind.OVERLOAD):
-                        servo.fault_status &= ~STATUS_BITS['overload']
+                    for bit in (FaultKind.OVERLOAD, FaultKind.OVERCURRENT):
+                        if kind in (None, bit):
+                            servo.fault_status &= ~STATUS_BITS[bit.value]
+                    if not servo.fault_status & (STATUS_BITS['overload']
+                                                 | STATUS_BITS['overcurrent']):
                         servo.load_override = None
                     if kind in (None, FaultKind.VOLTAGE):
                         servo.voltage = servo.config.voltage

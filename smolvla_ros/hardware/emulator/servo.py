@@ -214,10 +214,15 @@ class EmulatedServo:
             bits |= STATUS_BITS['voltage']
         return bits & 0x7F
 
-    def _refresh_feedback(self) -> None:
+    def apply_protection(self) -> int:
+        """Unload (torque off) when a status bit is in Unloading_Condition; the status bits."""
         status = self.status_bits()
         if status & self.get('Unloading_Condition') and self.torque_enabled:
             self._set('Torque_Enable', 0)
+        return status
+
+    def _refresh_feedback(self) -> None:
+        status = self.apply_protection()
         torque = self.torque_enabled
         if self.load_override is not None:
             load = self.load_override

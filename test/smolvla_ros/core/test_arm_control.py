@@ -360,3 +360,24 @@ def test_close_turns_torque_off() -> None:
     ctl.close()
     assert all(bus.regs[n]['Torque_Enable'] == 0 for n in NAMES)
     assert not bus.connected
+
+
+def test_limp_servo_is_torque_lost_until_disable_or_enable() -> None:
+    ctl, bus, clock = make(ArmConfig(max_step_rad=0.05, health_period_s=1.0))
+    ctl.connect()
+    ctl.enable_torque()
+    assert ctl.cycle() and ctl.state is ArmState.ENABLED
+    bus.regs['wrist_flex']['Torque_Enable'] = 0  # unloaded by the servo, status already clear
+    assert ctl.cycle() and ctl.state is ArmState.ENABLED  # noticed at the next health read only
+    clock.t += 1.0
+    assert ctl.cycle()
+    assert ctl.state is ArmState.TORQUE_LOST
+    writes = len(bus.goal_writes)
+    assert 'wrist_flex' in ctl.fault_reason
+    assert 'no error bits' in ctl.status().health['wrist_flex'].torque_lost
+    ctl.command({'shoulder_pan': 0.1})
+    assert ctl.cycle() and len(bus.goal_writes) == writes  # holding: nothing written
+    ctl.disable_torque()  # releases the arm and acknowledges
+    assert ctl.state is ArmState.IDLE
+    assert all(bus.regs[n]['Torque_Enable'] == 0 for n in NAMES)
+    assert ctl.status().health['wrist_flex'].torque_lost == ''

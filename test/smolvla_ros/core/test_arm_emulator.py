@@ -140,3 +140,49 @@ def test_overheat_reaches_diagnostics(emulator: ServoEmulator) -> None:
     assert float(dict(grip.values)['temperature_c']) > 70
     assert entries['arm: shoulder_pan'].level == 0
     ctl.close()
+
+
+@pytest.mark.parametrize('kind', ['overload', 'overcurrent'])
+def test_servo_unloading_itself_is_an_error_and_the_others_hold(emulator: ServoEmulator,
+                                                                kind: str) -> None:
+    """The servo's own protection switches its torque off; it stays limp after the condition
+    clears while the bus answers normally. The driver must notice, say which joint and why, hold
+    the others, and re-enable only when asked."""
+    ctl = _controller(emulator, health_period_s=0.01, command_timeout_s=5.0)
+    ctl.enable_torque()
+    elbow = IDS['elbow_flex']
+    emulator.inject(kind, elbow)
+    assert wait_until(lambda: not emulator.get_torque_enabled()[elbow], 5.0)
+    emulator.clear_faults(kind)  # the protection recovered: no status bit left, torque still off
+
+    def noticed() -> bool:
+        time.sleep(0.011)  # past health_period_s, so the next cycle reads health
+        ctl.cycle()
+        return ctl.status().state == 'torque_lost'
+    assert wait_until(noticed, 10.0, poll_s=0.0), ctl.status()
+    entries = {e.name: e for e in ctl.status().entries('arm')}
+    assert entries['arm: bus'].level == 2 and 'elbow_flex' in entries['arm: bus'].message
+    assert entries['arm: elbow_flex'].level == 2
+    assert 'torque off by the servo itself' in entries['arm: elbow_flex'].message
+    assert dict(entries['arm: elbow_flex'].values)['torque_lost'] != 'no'
+    assert all(entries[f'arm: {n}'].level == 0 for n in IDS if n != 'elbow_flex')
+    assert ctl.status().torque_losses == 1
+    torque = emulator.get_torque_enabled()
+    assert not torque[elbow] and all(torque[i] for n, i in IDS.items() if n != 'elbow_flex')
+
+    # Commands are not applied while a joint is limp: the others hold their goals.
+    goals = emulator.get_goal_positions()
+    ctl.command({'shoulder_pan': float(ctl.position[0]) + 0.3})
+    for _ in range(5):
+        assert ctl.cycle()
+    assert emulator.get_goal_positions() == goals
+    assert ctl.state is ArmState.TORQUE_LOST
+
+    ctl.enable_torque()  # the explicit way back: goal := present, every joint
+    assert ctl.state is ArmState.ENABLED
+    assert all(emulator.get_torque_enabled().values())
+    time.sleep(0.011)
+    assert ctl.cycle()
+    entries = {e.name: e for e in ctl.status().entries('arm')}
+    assert entries['arm: elbow_flex'].level == 0 and entries['arm: bus'].level == 0
+    ctl.close()
