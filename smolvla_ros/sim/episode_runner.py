@@ -72,10 +72,13 @@ class EpisodeResult:
 def run_episode(world: SimWorld, oracle: OraclePolicy, config: RunConfig, seed: int,
                 max_duration_s: float | None = None,
                 trace: EpisodeTrace | None = None,
-                on_tick: Callable[[SimWorld, float], None] | None = None) -> EpisodeResult:
+                on_tick: Callable[[SimWorld, float], None] | None = None,
+                on_command: Callable[[int, np.ndarray], None] | None = None) -> EpisodeResult:
     """Reset the world with `seed` and run until success, timeout or `max_duration_s`.
 
     `on_tick(world, t)` is called every control tick before the physics step (to render).
+    `on_command(due_ns, position)` gets every command the executor emits (what the node
+    publishes on ``joint_commands``; sim/record.py records it), before `on_tick`.
     """
     world.reset(seed)
     core = ExecutorCore(ExecutorConfig(
@@ -104,6 +107,8 @@ def run_episode(world: SimWorld, oracle: OraclePolicy, config: RunConfig, seed: 
         result = core.tick(now)
         if result.position is not None:
             world.set_targets(result.position)
+            if on_command is not None:
+                on_command(result.due_ns, result.position)
         if core.should_request(now):
             obs = ObservationData(stamp_ns=now, request_id=0, task='pick up the cube',
                                   joint_names=JOINT_NAMES, state=world.joint_positions())

@@ -97,6 +97,14 @@ class SimWorld:
         self.cube_start = self.data.qpos[q:q + 3].copy()
         self.episode += 1
 
+    def move_cube(self, x: float, y: float) -> None:
+        """Put the cube at (x, y) m, same height and orientation, at rest (as a hand would move
+        it; sim/variation.py's ``bump``). ``cube_start`` keeps the episode's start pose."""
+        q, v = self._cube_qpos, self._cube_qvel
+        self.data.qpos[q:q + 2] = [float(x), float(y)]
+        self.data.qvel[v:v + 6] = 0.0
+        mujoco.mj_forward(self.model, self.data)
+
     # -- control -------------------------------------------------------------------------------
     def set_targets(self, targets: np.ndarray) -> None:
         """Position-actuator targets (rad, [6]); clipped to the joint ranges like the servos."""
@@ -141,6 +149,10 @@ class SimWorld:
 
     def targets(self) -> np.ndarray:
         return self.data.ctrl[self._act].copy()
+
+    def actuator_forces(self) -> np.ndarray:
+        """[6] N m each joint's actuator exerts (the servos' load; JOINT_NAMES order)."""
+        return self.data.actuator_force[self._act].copy()
 
     def cube_pose(self) -> CubePose:
         q = self._cube_qpos
