@@ -1,4 +1,4 @@
-"""SmolVLA's flow-matching model (LeRobot's `VLAFlowMatching`, facts §2).
+"""SmolVLA's flow-matching model (LeRobot's `VLAFlowMatching`; docs/lerobot_compat.md).
 
     images ─ vision tower + connector ─ x sqrt(Dv) ─┐
     language tokens ─ embed_tokens ─ x sqrt(Dv) ────┼─ prefix [B, P, Dv] ─┐
@@ -36,7 +36,8 @@ from smolvla_ros.policy.smolvlm_with_expert import PrefixKVCache, SmolVLMWithExp
 
 logger = logging.getLogger(__name__)
 
-# Parameters LeRobot keeps in float32 when the rest of the model is bfloat16 (facts §2.10).
+# Parameters LeRobot keeps in float32 when the rest of the model is bfloat16
+# (docs/lerobot_compat.md, "Dtypes").
 FP32_MODULES = ('state_proj', 'action_in_proj', 'action_out_proj', 'action_time_mlp_in',
                 'action_time_mlp_out')
 
@@ -53,7 +54,8 @@ def sinusoidal_time_embedding(time: Tensor, dim: int, min_period: float,
                               max_period: float) -> Tensor:
     """[sin(2 pi t / p), cos(2 pi t / p)] for periods p from min to max: time [B] -> [B, dim].
 
-    Computed in float64 where the device has it (facts §2.5); the caller casts.
+    Computed in float64 where the device has it, like LeRobot's
+    `create_sinusoidal_pos_embedding`; the caller casts.
     """
     if dim % 2:
         raise ValueError(f'time embedding dimension must be even, got {dim}')
@@ -132,7 +134,7 @@ class VLAFlowMatching(nn.Module):
     # --- dtype ---
     def to_lerobot_dtypes(self, dtype: torch.dtype = torch.bfloat16) -> VLAFlowMatching:
         """Cast like LeRobot's checkpoints: everything to `dtype` except the 5 projections and the
-        expert's cross-attention k/v_proj, which stay float32 (facts §2.10)."""
+        expert's cross-attention k/v_proj, which stay float32 (docs/lerobot_compat.md, "Dtypes")."""
         keep = [getattr(self, name) for name in FP32_MODULES]
         expert = self.vlm_with_expert
         for i in range(expert.num_vlm_layers):
@@ -279,7 +281,8 @@ class VLAFlowMatching(nn.Module):
         """Per-element flow-matching loss (u_t - v_t)^2, [B, chunk_size, max_action_dim], float32.
 
         noise defaults to N(0, I) and time to 0.999 * Beta(1.5, 1) + 0.001. No reduction here:
-        the policy crops to the real action dims and masks padded steps (facts §2.8).
+        the policy crops to the real action dims and masks padded steps (docs/lerobot_compat.md,
+        "Training loss").
         """
         self._check_inputs(images, img_masks, lang_tokens, lang_masks, state)
         cfg = self.config
@@ -326,7 +329,8 @@ class VLAFlowMatching(nn.Module):
         Real-time chunking runs when `prev_chunk_left_over` [B, n, <= max_action_dim] (normalized,
         padded units) is given: with `config.rtc_config` if set, else RTCConfig() defaults; a
         config whose rtc_config has enabled=False ignores the left-over (logged). RTC needs
-        `inference_delay` and autograd, so do not call this under torch.inference_mode with it.
+        `inference_delay`; its guidance is LeRobot's closed form (rtc.py), so it needs no
+        autograd and runs under torch.inference_mode too.
         """
         self._check_inputs(images, img_masks, lang_tokens, lang_masks, state)
         cfg = self.config
@@ -353,9 +357,6 @@ class VLAFlowMatching(nn.Module):
             if prev_chunk_left_over.shape[0] != bsize:
                 raise ModelInputError(f'prev_chunk_left_over has batch '
                                       f'{prev_chunk_left_over.shape[0]}, expected {bsize}')
-            if torch.is_inference_mode_enabled():
-                raise RuntimeError('real-time chunking needs autograd: call sample_actions under '
-                                   'torch.no_grad(), not torch.inference_mode()')
             denoise_fn = make_guided_denoise_fn(denoise_fn, prev_chunk_left_over.to(noise.device),
                                                 inference_delay, rtc)
         return euler_integrate(denoise_fn, noise.to(torch.float32), num_steps)

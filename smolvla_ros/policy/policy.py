@@ -364,10 +364,10 @@ class SmolVLAPolicy(nn.Module):
         `noise` [B, chunk_size, max_action_dim] makes the result deterministic. With
         `prev_chunk_left_over` ([B, n, action_dim], dataset units: the not yet executed actions
         of the current chunk) and `inference_delay` (steps that pass while this chunk is
-        computed), the sampler uses real-time chunking with config.rtc_config (the model turns
-        gradients back on for its guidance term); `inference_delay` alone (no chunk yet) is
-        ignored. `num_steps` and `use_cache` override the config (use_cache=False is the naive
-        path, for benchmarks).
+        computed), the sampler uses real-time chunking with config.rtc_config (LeRobot's guided
+        step, docs/lerobot_compat.md); `inference_delay` alone (no chunk yet) is ignored.
+        `num_steps` and `use_cache` override the config (use_cache=False is the naive path, for
+        benchmarks).
         """
         inputs = self.prepare_inputs(batch)
         bsize = inputs['state'].shape[0]

@@ -79,6 +79,25 @@ def test_guided_step_with_state_independent_velocity_is_v_minus_g_err():
     torch.testing.assert_close(out, c - 2.0 * err)
 
 
+def test_guided_step_ignores_the_velocity_jacobian_like_lerobot():
+    """LeRobot's RTCProcessor.denoise_step takes the velocity as a constant when it forms the
+    correction (docs/lerobot_compat.md), so with v = A x the result is still v - g * w * err, not
+    the paper's v - g * (I - t A)^T (w * err)."""
+    a = 0.7 * torch.randn(4, 4)
+    x = torch.randn(1, 6, 4)
+    left = torch.randn(1, 6, 4)
+    rtc = RTCConfig(prefix_attention_schedule='ONES', max_guidance_weight=10.0,
+                    execution_horizon=6)
+    guided = make_guided_denoise_fn(lambda x_t, t: x_t @ a, left, inference_delay=2, rtc=rtc)
+    t = torch.full((1,), 0.75)
+    v = x @ a
+    err = left - (x - 0.75 * v)  # w = 1 everywhere with ONES and the full horizon
+    g = guidance_weight(t, 10.0)
+    torch.testing.assert_close(guided(x, t), v - g * err)
+    vjp = err - 0.75 * err @ a.T  # what a Jacobian through v would add: (I - t A)^T err
+    assert not torch.allclose(guided(x, t), v - g * vjp, atol=1e-3)
+
+
 def test_guided_step_needs_a_delay():
     with pytest.raises(RTCInputError, match='inference_delay'):
         make_guided_denoise_fn(lambda x, t: x, torch.zeros(1, 3, 2), None, RTCConfig())
@@ -180,8 +199,14 @@ def test_rtc_defaults_apply_without_rtc_config_and_disabled_config_ignores(tiny)
     torch.testing.assert_close(disabled, plain)
 
 
-def test_rtc_under_inference_mode_is_a_clear_error(tiny):
+def test_rtc_runs_under_inference_mode_with_the_same_result(tiny):
+    """The guidance is a closed form (no autograd), so inference_mode gives the no_grad chunk."""
     inputs = _inputs(tiny.config)
-    with torch.inference_mode(), pytest.raises(RuntimeError, match='inference_mode'):
-        tiny.sample_actions(**inputs, prev_chunk_left_over=torch.zeros(B, 5, 6),
-                            inference_delay=1, num_steps=1)
+    noise = torch.randn(B, tiny.config.chunk_size, tiny.config.max_action_dim)
+    left = torch.full((B, 5, 6), 0.5)
+    kwargs = dict(noise=noise, prev_chunk_left_over=left, inference_delay=1, num_steps=2)
+    with torch.no_grad():
+        expected = tiny.sample_actions(**inputs, **kwargs)
+    with torch.inference_mode():
+        got = tiny.sample_actions(**inputs, **kwargs)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
