@@ -157,7 +157,8 @@ class SmolVLAPolicy(nn.Module):
 
     def set_dtype(self, dtype: torch.dtype) -> SmolVLAPolicy:
         """Cast the weights. bf16/fp16 follow LeRobot's checkpoints: the 5 projections and the
-        expert's cross-attention k/v stay float32 (facts §2.10); other dtypes cast everything."""
+        expert's cross-attention k/v stay float32 (docs/lerobot_compat.md, "Dtypes"); other
+        dtypes cast everything."""
         if not dtype.is_floating_point:
             raise PolicyInputError(f'dtype must be a floating point type, got {dtype}')
         if dtype in (torch.bfloat16, torch.float16):
@@ -401,7 +402,8 @@ class SmolVLAPolicy(nn.Module):
 
     def compute_loss(self, batch: Mapping[str, Any], noise: Tensor | None = None,
                      time: Tensor | None = None, reduction: str = 'mean') -> Tensor:
-        """Flow-matching loss as LeRobot computes it at the reference commit (facts §2.8).
+        """Flow-matching loss as LeRobot 0.6.1 computes it (docs/lerobot_compat.md, "Training
+        loss").
 
         The per-element squared error is cropped to the real action dims, padded steps
         (`action_is_pad` True: past the episode end) are zeroed, and the sum is divided by the
