@@ -146,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog='smolvla-train',
         description='Train SmolVLA on LeRobot v3.0 datasets (LeRobot\'s recipe). '
-                    '`smolvla-train plot OUT` redraws OUT/training.png. docs/training.md has the guide.')
+                    '`smolvla-train plot OUT` redraws OUT/training.png. '
+                    'docs/training.md has the guide.')
     p.add_argument('--dataset', dest='datasets', action='append', metavar='DIR',
                    help='LeRobot dataset directory (repeat for several)')
     init = p.add_mutually_exclusive_group()

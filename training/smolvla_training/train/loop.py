@@ -36,7 +36,7 @@ from smolvla_training.train.data import (
     dataset_features,
     open_datasets,
 )
-from smolvla_training.train.metrics import MetricsLog, plot
+from smolvla_training.train.metrics import METRICS, MetricsLog, plot
 from smolvla_training.train.model_init import EMPTY_CAMERA_PREFIX, build_policy
 from smolvla_training.train.schedule import CosineWarmupSchedule
 
@@ -149,7 +149,8 @@ def setup(config: TrainConfig, resume: bool, log: Callable[[str], None]) -> _Run
         progress = cp.load_training_state(config.out_dir, step, optimizer, generator)
         run.step = int(progress['step'])
         run.samples = int(progress['samples'])
-        run.best_val = float(progress.get('best_val', math.inf))
+        best = progress.get('best_val')
+        run.best_val = math.inf if best is None else float(best)
         run.best_step = progress.get('best_step')
     return run
 
@@ -258,7 +259,8 @@ def save(run: _Run, metrics: MetricsLog, log: Callable[[str], None]) -> None:
         if run.best_step is not None:
             cp.point(c.out_dir, cp.BEST, run.best_step)
         cp.prune(c.out_dir, c.keep_last, {run.best_step} if run.best_step is not None else set())
-        plot(c.out_dir)
+        if (c.out_dir / METRICS).exists():  # nothing logged yet before the first log_every
+            plot(c.out_dir)
         log(f'step {run.step}: saved {cp.step_dir(c.out_dir, run.step)}'
             + (f' (val loss {run.best_val:.4f} best at step {run.best_step})'
                if run.val_data is not None else ''))
