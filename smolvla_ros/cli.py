@@ -22,6 +22,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                     'plot predicted chunks vs executed actions (per joint and 3D) from a bag'),
     'demo': ('smolvla_ros.demo',
              'run the async executor on the simulated SO-101 and write demo_out/'),
+    'eval': ('smolvla_ros.eval_cli',
+             'success rate of a policy (checkpoint, default or --oracle) on seeded sim episodes'),
     'sim-record': ('smolvla_ros.sim_record_cli',
                    'record scripted demonstrations in simulation as rosbag2 bags'),
 }

@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from smolvla_ros.sim.oracle import OraclePolicy
     from smolvla_ros.sim.render import CameraRenderer
     from smolvla_ros.sim.scene import SceneConfig
+    from smolvla_ros.sim.video import write_mp4
     from smolvla_ros.sim.world import SimWorld
 
     out = Path(args.out)
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         seed += 1
     renderer.close()
     summary = _summary(results, config)
-    video = _write_video(frames, out / 'demo.mp4', args.video_fps)
+    video = write_mp4(frames, out / 'demo.mp4', args.video_fps)
     _plot(traces, out / 'chunks.png')
     (out / 'summary.json').write_text(json.dumps(summary, indent=2))
     _print(summary, video, out / 'chunks.png')
@@ -142,32 +143,6 @@ def _print(s: dict, video: Path, plot: Path) -> None:
     w(f"  seam jumps      max {s['seam_jump_max_rad']:.3f} rad, mean "
       f"{s['seam_jump_mean_rad']:.3f} rad\n")
     w(f'  video           {video}\n  plot            {plot}\n')
-
-
-def _write_video(frames: list[np.ndarray], path: Path, fps: float) -> Path:
-    """H.264 (libx264) mp4 through PyAV; mpeg4 when this PyAV build has no libx264."""
-    from fractions import Fraction
-
-    import av
-    if not frames:
-        raise RuntimeError('no frames were rendered')
-    for codec in ('libx264', 'mpeg4'):
-        try:
-            container = av.open(str(path), mode='w')
-            stream = container.add_stream(codec, rate=Fraction(round(fps * 1000), 1000))
-        except (av.error.FFmpegError, ValueError) as exc:
-            logger.info('codec %s unavailable (%s); trying the next', codec, exc)
-            continue
-        h, w = frames[0].shape[:2]
-        stream.width, stream.height, stream.pix_fmt = w, h, 'yuv420p'
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-        container.close()
-        return path
-    raise RuntimeError('PyAV can encode neither libx264 nor mpeg4')
 
 
 def _plot(traces: list, path: Path) -> None:

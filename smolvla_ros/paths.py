@@ -28,3 +28,32 @@ def share_dir() -> Path:
 def config_path(*parts: str) -> Path:
     """Return ``share_dir()/config/<parts...>``."""
     return share_dir().joinpath('config', *parts)
+
+
+# The shipped SmolVLA checkpoint that `smolvla-ros eval` (and later `make demo`) runs by default,
+# relative to share_dir(); None until a trained checkpoint is committed (issue 12).
+DEFAULT_POLICY: str | None = None
+
+
+class DefaultPolicyMissingError(FileNotFoundError):
+    """No default policy ships with this installation (or its directory is incomplete)."""
+
+
+def default_policy_dir() -> Path:
+    """The directory of the shipped default SmolVLA checkpoint (LeRobot layout).
+
+    The one place that names it: commands that run "the default policy" resolve it here.
+    Raises DefaultPolicyMissingError, saying what to pass instead, when none ships yet or the
+    directory lacks its config.json.
+    """
+    if DEFAULT_POLICY is None:
+        raise DefaultPolicyMissingError(
+            'no default SmolVLA policy ships with smolvla_ros yet: pass a checkpoint directory '
+            '(--checkpoint DIR, e.g. the output of smolvla-train) or use the scripted expert '
+            '(--oracle)')
+    path = share_dir() / DEFAULT_POLICY
+    if not (path / 'config.json').is_file():
+        raise DefaultPolicyMissingError(
+            f'the default policy {path} is missing or incomplete (no config.json): reinstall '
+            'the package or pass --checkpoint DIR')
+    return path

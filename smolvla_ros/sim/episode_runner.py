@@ -2,26 +2,52 @@
 
 The loop is what the chunk_executor node does, with the node's clock replaced by the simulator's:
 every control tick the executor's command becomes the position targets, a request is answered by
-the oracle from the observation of that instant, and the answer is delivered ``latency_s`` of
-simulated time later (the injected inference latency). Only the oracle's own compute is timed on
-the wall clock (for reports), so a run is deterministic and a 10 s episode takes a fraction of a
-second: the sync-vs-async experiment (bench/sim_async_vs_sync.py) and the demo use it.
+the policy from the observation of that instant, and the answer is delivered later in simulated
+time: ``latency_s`` (the injected inference latency) plus, with ``count_inference``, the policy's
+own compute measured on the wall clock. The simulation stands still while the policy computes, so
+a slow policy costs wall time, never simulated time it has not earned.
+
+The policy is anything with ``predict(observation, cube) -> ActionChunkData``
+(:class:`ChunkPolicy`): the oracle (sim/oracle.py), which also gets the privileged cube pose,
+or a served SmolVLA checkpoint (sim/evaluation.py), which ignores it. Camera frames are rendered
+only when a request is made, by the ``observe`` callable, because rendering is the expensive part
+(~50-70 ms a frame pair on a CPU) and a policy asks about once per 25 ticks.
+
+With the oracle and ``count_inference`` off (the default) a run is deterministic and a 10 s
+episode takes a fraction of a second: the sync-vs-async experiment (bench/sim_async_vs_sync.py),
+the demo and sim-record use it that way; ``smolvla-ros eval`` counts a learned policy's compute.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 import math
 import time
+from typing import Protocol
 
 import numpy as np
 
 from smolvla_ros.core.executor_core import ExecutorConfig, ExecutorCore
 from smolvla_ros.core.types import ActionChunkData, ObservationData
 from smolvla_ros.sim.errors import SimConfigError
-from smolvla_ros.sim.oracle import OraclePolicy
 from smolvla_ros.sim.scene import JOINT_NAMES
-from smolvla_ros.sim.world import SimWorld
+from smolvla_ros.sim.success import TASK_PROMPTS
+from smolvla_ros.sim.world import CubePose, SimWorld
+
+
+class ChunkPolicy(Protocol):
+    """What the runner asks for chunks (the oracle, a served checkpoint, a test double)."""
+
+    def predict(self, observation: ObservationData, cube: CubePose) -> ActionChunkData:
+        """The chunk for `observation` (ROS units, stamped with its stamp and request id).
+
+        `cube` is privileged simulator state: only the oracle may use it.
+        """
+        ...
+
+
+# Renders the policy's camera frames at request time: camera name -> uint8 [H, W, 3] RGB.
+Observe = Callable[[SimWorld], Mapping[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -31,16 +57,25 @@ class RunConfig:
     mode: str = 'async'  # 'async' | 'sync'
     latency_s: float = 0.1  # injected inference latency (simulated seconds)
     control_hz: float = 30.0
+    chunk_fps: float = 30.0  # the policy's action rate (contract fps) until a chunk gives its dt
     chunk_threshold: float = 0.5
     fusion: str = 'crossfade'
     timeout_s: float = 30.0  # an episode without success ends here (failure)
     hold_s: float = 0.0  # success must hold this long (0: first instant counts)
+    task: str = TASK_PROMPTS['lift']  # the language instruction sent with every request
+    # True: the policy's measured compute (wall clock of predict) is added to latency_s, so the
+    # executor sees a learned policy's real latency. False: latency_s alone (reproducible runs).
+    count_inference: bool = False
+    # The executor's round-trip estimate before the first answer (None: max(latency_s, 10 ms))
+    # and its request timeout (None: max(5 s, 3 x latency_s)), both simulated seconds.
+    initial_latency_s: float | None = None
+    request_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.latency_s) and self.latency_s >= 0):
             raise SimConfigError(f'latency_s must be finite and >= 0, got {self.latency_s}')
-        if not self.timeout_s > 0 or not self.control_hz > 0:
-            raise SimConfigError('timeout_s and control_hz must be > 0')
+        if not self.timeout_s > 0 or not self.control_hz > 0 or not self.chunk_fps > 0:
+            raise SimConfigError('timeout_s, control_hz and chunk_fps must be > 0')
 
 
 @dataclass
@@ -66,33 +101,47 @@ class EpisodeResult:
     ticks: int
     seam_jump_max: float  # rad
     seam_jump_mean: float
-    oracle_ms: tuple[float, ...] = ()  # wall time of each oracle answer (the compute part)
+    compute_ms: tuple[float, ...] = ()  # wall time of each predict call (the policy's compute)
+    latency_ms: tuple[float, ...] = ()  # delay of each chunk in simulated time (what was seen)
+    observe_ms: tuple[float, ...] = ()  # wall time spent rendering each request's frames
+
+    @property
+    def oracle_ms(self) -> tuple[float, ...]:
+        """compute_ms under its older name (the oracle's compute)."""
+        return self.compute_ms
 
 
-def run_episode(world: SimWorld, oracle: OraclePolicy, config: RunConfig, seed: int,
+def run_episode(world: SimWorld, policy: ChunkPolicy, config: RunConfig, seed: int,
                 max_duration_s: float | None = None,
                 trace: EpisodeTrace | None = None,
                 on_tick: Callable[[SimWorld, float], None] | None = None,
-                on_command: Callable[[int, np.ndarray], None] | None = None) -> EpisodeResult:
-    """Reset the world with `seed` and run until success, timeout or `max_duration_s`.
+                on_command: Callable[[int, np.ndarray], None] | None = None,
+                observe: Observe | None = None) -> EpisodeResult:
+    """Reset the world with `seed` and run `policy` until success, timeout or `max_duration_s`.
 
-    `on_tick(world, t)` is called every control tick before the physics step (to render).
+    `observe(world)` renders the camera frames of each request (None: requests carry no images,
+    enough for the oracle). `on_tick(world, t)` is called every control tick before the physics
+    step (to render a video).
     `on_command(due_ns, position)` gets every command the executor emits (what the node
     publishes on ``joint_commands``; sim/record.py records it), before `on_tick`.
     """
     world.reset(seed)
     core = ExecutorCore(ExecutorConfig(
-        joint_names=JOINT_NAMES, fps=1.0 / oracle.config.dt, control_hz=config.control_hz,
+        joint_names=JOINT_NAMES, fps=config.chunk_fps, control_hz=config.control_hz,
         mode=config.mode, chunk_threshold=config.chunk_threshold, fusion=config.fusion,
-        initial_latency_s=max(config.latency_s, 0.01),
-        request_timeout_s=max(5.0, 3 * config.latency_s)))
+        initial_latency_s=(max(config.latency_s, 0.01) if config.initial_latency_s is None
+                           else config.initial_latency_s),
+        request_timeout_s=(max(5.0, 3 * config.latency_s) if config.request_timeout_s is None
+                           else config.request_timeout_s)))
     tick_s = 1.0 / config.control_hz
     limit = config.timeout_s if max_duration_s is None else min(config.timeout_s, max_duration_s)
     latency_ns = round(config.latency_s * 1e9)
     pending: list[tuple[int, int, ActionChunkData]] = []  # (due ns, sent ns, chunk)
     success_since: float | None = None
     completion = None
-    oracle_ms: list[float] = []
+    compute_ms: list[float] = []
+    latency_ms: list[float] = []
+    observe_ms: list[float] = []
     k = 0
     while True:
         t = k * tick_s
@@ -110,13 +159,20 @@ def run_episode(world: SimWorld, oracle: OraclePolicy, config: RunConfig, seed: 
             if on_command is not None:
                 on_command(result.due_ns, result.position)
         if core.should_request(now):
-            obs = ObservationData(stamp_ns=now, request_id=0, task='pick up the cube',
-                                  joint_names=JOINT_NAMES, state=world.joint_positions())
+            wall = time.perf_counter()
+            images = dict(observe(world)) if observe is not None else {}
+            observe_ms.append((time.perf_counter() - wall) * 1e3)
+            obs = ObservationData(stamp_ns=now, request_id=0, task=config.task,
+                                  joint_names=JOINT_NAMES, state=world.joint_positions(),
+                                  camera_names=tuple(images), images=images)
             request = core.make_request(obs, now)
             wall = time.perf_counter()
-            chunk = oracle.predict(request, world.cube_pose())
-            oracle_ms.append((time.perf_counter() - wall) * 1e3)
-            pending.append((now + latency_ns, now, chunk))
+            chunk = policy.predict(request, world.cube_pose())
+            compute_ns = round((time.perf_counter() - wall) * 1e9)
+            compute_ms.append(compute_ns / 1e6)
+            delay_ns = latency_ns + (compute_ns if config.count_inference else 0)
+            latency_ms.append(delay_ns / 1e6)
+            pending.append((now + delay_ns, now, chunk))
         if trace is not None:
             trace.t.append(t)
             trace.command.append(world.targets())
@@ -138,4 +194,5 @@ def run_episode(world: SimWorld, oracle: OraclePolicy, config: RunConfig, seed: 
         completion_s=completion if completion is not None else limit,
         duration_s=world.time, requests=m.requests, chunks=m.chunks_accepted,
         starvation_ticks=m.starvation_ticks, ticks=m.ticks, seam_jump_max=m.seam_jump_max,
-        seam_jump_mean=m.seam_jump_mean, oracle_ms=tuple(oracle_ms))
+        seam_jump_mean=m.seam_jump_mean, compute_ms=tuple(compute_ms),
+        latency_ms=tuple(latency_ms), observe_ms=tuple(observe_ms))
