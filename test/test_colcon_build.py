@@ -76,3 +76,15 @@ def test_interfaces_import_from_install_space(colcon_ws: Path) -> None:
     install = str(colcon_ws / 'install')
     assert all(line.startswith(install) for line in lines), lines
     assert lines[3] == lines[4], 'share_dir() must resolve to the ament share directory'
+
+
+def test_ros2_run_smolvla_training_train_help(colcon_ws: Path) -> None:
+    """`ros2 run smolvla_training train` runs lib/smolvla_training/train; call it the same way."""
+    exe = colcon_ws / 'install' / 'smolvla_training' / 'lib' / 'smolvla_training' / 'train'
+    assert exe.is_file(), 'colcon did not install the train console script'
+    proc = subprocess.run(['bash', '-c', f'source install/setup.bash && exec {exe} --help'],
+                          cwd=colcon_ws, capture_output=True, text=True, timeout=120,
+                          env={'PATH': f'{Path(sys.executable).parent}:/usr/bin:/bin',
+                               'HOME': os.environ.get('HOME', '/tmp')})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert 'smolvla-train' in proc.stdout and '--dataset' in proc.stdout
