@@ -231,6 +231,7 @@ class EvalReport:
     latency_ms: tuple[float, ...]  # every chunk's delay as the executor saw it
     warmup_ms: tuple[float, ...]
     wall_s: float
+    render_ms: tuple[float, ...] = ()  # wall time rendering each request's frames
 
     def summary(self) -> dict[str, Any]:
         """The final JSON line: success rate, mean completion time of the successes, chunks,
@@ -247,6 +248,7 @@ class EvalReport:
             'latency_p50_ms': round(_pct(self.latency_ms, 50), 2),
             'latency_p95_ms': round(_pct(self.latency_ms, 95), 2),
             'inference_p50_ms': round(_pct(self.compute_ms, 50), 2),
+            'render_p50_ms': round(_pct(self.render_ms, 50), 2),
             'injected_latency_ms': c.latency_ms,
             'starvation_ticks': sum(r.starvation_ticks for r in self.rows),
             'seed_start': c.seed_start, 'seed_end': c.seed_start + c.episodes - 1,
@@ -287,6 +289,7 @@ def evaluate(policy: EvalPolicy, view: ContractView, config: EvalConfig,
     rows: list[EpisodeRow] = []
     compute: list[float] = []
     latency: list[float] = []
+    render: list[float] = []
     start = time.perf_counter()
     for i, seed in enumerate(config.seeds):
         frames: list[np.ndarray] = []
@@ -301,10 +304,12 @@ def evaluate(policy: EvalPolicy, view: ContractView, config: EvalConfig,
         rows.append(row)
         compute.extend(result.compute_ms)
         latency.extend(result.latency_ms)
+        if observe is not None:
+            render.extend(result.observe_ms)
         if on_episode is not None:
             on_episode(i, row)
     return EvalReport(policy.policy_id, config, tuple(rows), tuple(compute), tuple(latency),
-                      policy.warmup_ms, time.perf_counter() - start)
+                      policy.warmup_ms, time.perf_counter() - start, tuple(render))
 
 
 def _video_grabber(view: ContractView, frames: list[np.ndarray],

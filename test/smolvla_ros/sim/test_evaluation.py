@@ -60,6 +60,7 @@ def test_oracle_two_episodes(capsys) -> None:
     assert summary['chunks'] == sum(int(r[4]) for r in rows) >= 2
     # The oracle's compute is not counted: the executor saw exactly the injected latency.
     assert summary['latency_p50_ms'] == 300.0
+    assert summary['render_p50_ms'] == 0.0  # the oracle needs no frames: none rendered
     assert 0 < summary['mean_time_s'] < 10
 
 
@@ -77,6 +78,7 @@ def test_tiny_checkpoint_serves_chunks_and_writes_videos(sim_checkpoint: Path, t
     assert summary['requests'] >= 2 and summary['chunks'] >= 1  # requested and accepted
     # The executor saw the policy's measured inference plus the injected 50 ms.
     assert summary['inference_p50_ms'] > 0
+    assert summary['render_p50_ms'] > 0
     assert summary['latency_p50_ms'] >= 50 + summary['inference_p50_ms'] * 0.5
     saved = json.loads(report.read_text())
     assert saved['summary'] == summary and len(saved['episodes']) == 1
