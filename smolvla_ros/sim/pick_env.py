@@ -35,6 +35,7 @@ from smolvla_ros.core.contract import RobotContract
 from smolvla_ros.sim.contract_view import ContractView
 from smolvla_ros.sim.errors import SimConfigError
 from smolvla_ros.sim.success import TASK_PROMPTS
+from smolvla_ros.sim.world import SimWorld
 
 STATE_KEY = 'observation.state'
 TASK_KEY = 'task'
@@ -86,7 +87,7 @@ class SO101PickEnv(gymnasium.Env):
         self._steps = 0
 
     @property
-    def world(self):
+    def world(self) -> SimWorld:
         """The underlying SimWorld (privileged state: cube pose, success; for experts and tests)."""
         return self.view.world
 
