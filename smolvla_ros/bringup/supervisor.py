@@ -9,8 +9,11 @@ The rules are those of ``ros2 launch`` with ``on_exit=Shutdown`` on required nod
 - any other process that exits is reported and the rest keep running; when none is left the
   bringup ends successfully;
 - SIGINT/SIGTERM/SIGHUP to the supervisor stop everything: SIGINT to each process group, then
-  SIGTERM after ``sigint_timeout_s``, then SIGKILL after ``sigterm_timeout_s`` (a second signal
-  skips to the next step). The exit status is then 128 + the signal number, as a shell reports.
+  SIGTERM after ``sigint_timeout_s``, then SIGKILL after ``sigterm_timeout_s``. A second signal
+  sends SIGTERM at once, but no signal skips the wait before SIGKILL: a node's cleanup (the driver
+  turning torque off) must not be cut short by a third Ctrl-C, and our nodes bound their own
+  cleanup (nodes/node_main.py). The exit status is then 128 + the signal number, as a shell
+  reports.
 
 Each child runs in its own session (its own process group), so a terminal's Ctrl-C reaches only
 the supervisor, which forwards it in a defined order, and a child's own children are signalled
@@ -282,7 +285,9 @@ class Supervisor:
                                ', '.join(running), signum.name)
             for name in running:
                 self._signal(name, signum)
-            self._drain_until_stopped(time.monotonic() + timeout)
+            # Only the SIGINT step can be cut short by another signal (docstring).
+            self._drain_until_stopped(time.monotonic() + timeout,
+                                      interruptible=signum is signal.SIGINT)
         for name in self._running():  # pragma: no cover - only if SIGKILL itself failed
             logger.error('%s (pid %d) did not end even after SIGKILL', name, self._procs[name].pid)
 
@@ -290,8 +295,9 @@ class Supervisor:
         with contextlib.suppress(ProcessLookupError):  # already gone: its exit event is queued
             os.killpg(self._procs[name].pid, signum)
 
-    def _drain_until_stopped(self, deadline: float) -> None:
-        """Collect exit events until all stopped, the deadline passes or a new signal arrives."""
+    def _drain_until_stopped(self, deadline: float, interruptible: bool = True) -> None:
+        """Collect exit events until all stopped, the deadline passes or (``interruptible``) a
+        new signal arrives."""
         while self._running():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -301,9 +307,14 @@ class Supervisor:
             except queue.Empty:
                 continue
             if event[0] == 'signal':
-                logger.warning('received %s while stopping: escalating',
-                               signal.Signals(event[1]).name)
-                return
+                received = signal.Signals(event[1]).name
+                if interruptible:
+                    logger.warning('received %s while stopping: escalating', received)
+                    return
+                logger.warning('received %s while stopping: letting %s finish their cleanup '
+                               '(SIGKILL in %.1f s)', received, ', '.join(self._running()),
+                               max(0.0, deadline - time.monotonic()))
+                continue
             _, name, code = event
             self._record_exit(name, code)
             logger.info('%s stopped (%s)', name, describe_returncode(code))

@@ -124,6 +124,26 @@ def test_escalation_to_sigkill(child_argv, tmp_path) -> None:
     assert not (tmp_path / 'deaf.sig').exists()
 
 
+def test_repeated_signals_never_skip_the_wait_before_sigkill(child_argv, tmp_path) -> None:
+    """Ctrl-C three times: SIGTERM at once, but SIGKILL only after sigterm_timeout_s, so a child
+    still cleaning up (deaf to both for 1.5 s, like a driver releasing the arm) ends on its own."""
+    specs = [ProcessSpec('cleaner', child_argv('cleaner', ticks=30, mode='ignore-all'))]
+    supervisor = Supervisor(specs, GENEROUS, io.StringIO())
+
+    def press_ctrl_c_thrice() -> None:
+        while not (tmp_path / 'cleaner.ready').exists():
+            threading.Event().wait(0.01)
+        for _ in range(3):
+            supervisor.request_stop(signal.SIGINT)
+
+    presser = threading.Thread(target=press_ctrl_c_thrice, daemon=True)
+    presser.start()
+    outcome = supervisor.run(handle_signals=False)
+    presser.join(timeout=5.0)
+    assert outcome.exit_code == 128 + signal.SIGINT
+    assert outcome.returncodes == {'cleaner': 0}
+
+
 def test_unstartable_program_fails_and_stops_the_started_ones(child_argv, tmp_path) -> None:
     specs = [ProcessSpec('a', child_argv('a', ticks=100000)),
              ProcessSpec('b', (str(tmp_path / 'does-not-exist'),))]
