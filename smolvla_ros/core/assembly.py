@@ -91,11 +91,23 @@ class ObservationAssembler:
 
     def assemble(self, t_ns: int, *, request_id: int = 0, task: str = '') -> ObservationData:
         """The observation at t (stamp = t), or StaleStreamError naming every unusable stream."""
+        state, frames = self.lookup(t_ns)
+        images = {cam: self._decode(cam, frame) for cam, frame in frames.items()}
+        return self.observation(t_ns, state, images, request_id=request_id, task=task)
+
+    def lookup(self, t_ns: int) -> tuple[np.ndarray, dict[str, Any]]:
+        """The state [J] and each camera's frame as received, as of t (StaleStreamError naming
+        every unusable stream). For callers that decode elsewhere (the executor's codec thread);
+        :meth:`observation` then builds the observation from the decoded frames."""
         with self._lock:
             samples = self.streams.lookup(t_ns)
-        images = {cam: self._decode(cam, samples[cam].value)
-                  for cam in self.contract.camera_names}
+        return (samples[STATE_STREAM].value,
+                {cam: samples[cam].value for cam in self.contract.camera_names})
+
+    def observation(self, t_ns: int, state: np.ndarray, images: dict[str, np.ndarray], *,
+                    request_id: int = 0, task: str = '') -> ObservationData:
+        """The observation at t from a :meth:`lookup` state and the decoded frames."""
         return ObservationData(
             stamp_ns=int(t_ns), request_id=request_id, task=task,
-            joint_names=self.contract.joint_names, state=samples[STATE_STREAM].value,
+            joint_names=self.contract.joint_names, state=state,
             camera_names=self.contract.camera_names, images=images)

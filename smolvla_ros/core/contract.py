@@ -243,6 +243,17 @@ class RobotContract:
             return cam.height, cam.width
         return self.policy_image_size[1], self.policy_image_size[0]
 
+    def max_frame_size(self, camera: str) -> tuple[int, int]:
+        """(width, height) of the largest frame of ``camera`` a node accepts before decoding.
+
+        Frames come at the camera's size (topics, bags) or at the policy size (requests): the
+        larger of the two per dimension. Anything larger is refused unread (a decompression bomb
+        is a few hundred bytes claiming 20000x20000 pixels).
+        """
+        cam = self.cameras[camera]
+        policy_h, policy_w = self.policy_image_shape(camera)
+        return max(cam.width, policy_w), max(cam.height, policy_h)
+
     def dataset_features(self) -> dict[str, dict[str, Any]]:
         """The robot features of a LeRobot dataset's meta/info.json (facts §6.1).
 

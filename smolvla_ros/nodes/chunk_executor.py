@@ -7,8 +7,14 @@ fusion, safety, latency, metrics) and :class:`~smolvla_ros.core.assembly.Observa
 * the ``control_hz`` timer -> ``joint_commands`` + ``executed_action`` (stamp = due time); the
   command's type follows ``command_interface`` (JointState for our driver, or the input of a
   ros2_control forward-position or trajectory controller: ros/commands.py, remap the topic);
-* a timer at the same rate asks the trigger, assembles the observation (decode, resize to the
-  contract's policy size, JPEG) and sends it with ``call_async``: the round trip never blocks;
+* a timer at the same rate asks the trigger, assembles the observation from the frames as
+  received, has them decoded, resized to the contract's policy size and JPEG-encoded in a worker
+  thread (awaited, so the tick keeps running meanwhile), and sends it with ``call_async``: neither
+  the codec work nor the round trip ever blocks the tick;
+* every camera frame's header is checked against the contract when it arrives (ros/compressed.py:
+  size from the JPEG/PNG header, a byte bound, no decoding): an oversized frame (a decompression
+  bomb) is refused and counted (``frames_rejected.<camera>``), never stored; a frame that fails to
+  decode later (a truncated scan) is counted the same way and no request goes out;
 * joint_states, camera and task subscriptions, the service answers, ``/diagnostics``;
 * the receive time of every joint_states and camera message feeds
   :class:`~smolvla_ros.core.stream_rates.StreamRates`: ``/diagnostics`` carries each stream's
@@ -22,8 +28,10 @@ fusion, safety, latency, metrics) and :class:`~smolvla_ros.core.assembly.Observa
   simulated profiles point it at so101_sim's ``sim/episode`` so that ``sim/reset`` starts the
   new episode without the old episode's plan.
 
-It spins a SingleThreadedExecutor. Every callback is short (the longest, building a request, is a
-few ms of JPEG work) and the service call is asynchronous, so nothing waits on the policy. The
+It spins a SingleThreadedExecutor. Every callback is short (building a request, a few ms of codec
+work per frame, runs in the worker thread while the request coroutine awaits it; docs/
+async_inference.md "Bounded decoding") and the service call is asynchronous, so nothing waits on
+the policy. The
 first version ran three callback groups under a MultiThreadedExecutor; with the Kilted rclpy
 wheels that executor re-yielded ready timers and subscriptions ~17x per period and burnt a whole
 core (6.8 s of CPU in 6 s against 1.4 s single-threaded), which starved the tick by up to ~0.9 s
@@ -35,14 +43,17 @@ first answer of a returning policy resumes execution.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
+import signal
 import sys
 import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
@@ -59,14 +70,12 @@ from smolvla_ros.core.executor_core import ExecutorConfig, ExecutorCore, clears_
 from smolvla_ros.core.stats import LatencyRecorder
 from smolvla_ros.core.stream_rates import StreamRates
 from smolvla_ros.core.types import InvalidDataError
-from smolvla_ros.nodes.node_main import run_node
+from smolvla_ros.nodes.node_main import ThreadResult, run_node
 from smolvla_ros.nodes.params import read_only_parameter
-from smolvla_ros.opencv import cv2
 from smolvla_ros.ros.chunk import msg_to_chunk
 from smolvla_ros.ros.commands import MESSAGE_TYPES, check_interface, command_message
-from smolvla_ros.ros.compressed import compressed_to_rgb
 from smolvla_ros.ros.errors import ConversionError
-from smolvla_ros.ros.image import image_to_rgb
+from smolvla_ros.ros.frames import FrameError, check_frame, decode_frame
 from smolvla_ros.ros.joint_state import joint_state_to_numpy, numpy_to_joint_state
 from smolvla_ros.ros.observation import ImageEncoding, observation_to_msg
 from smolvla_ros.ros.time import ns_to_stamp, stamp_to_ns
@@ -130,7 +139,13 @@ class ChunkExecutor(Node):
                             'slower than this x its contract rate (0: never)'))
         self._rate_logged: dict[str, int] = {}  # stream -> monotonic ns of its last warning
         self.core = ExecutorCore(self.config)
-        self.assembler = ObservationAssembler(c, max_age_s=max_age or None, decode=self._decode)
+        # Frames are stored as received and decoded only for the observations sent, in the
+        # codec thread (see the module docstring).
+        self.assembler = ObservationAssembler(c, max_age_s=max_age or None)
+        self._max_sizes = {n: c.max_frame_size(n) for n in c.camera_names}
+        self.frames_rejected = dict.fromkeys(c.camera_names, 0)
+        self._codec = ThreadPoolExecutor(1, 'codec', initializer=_block_shutdown_signals)
+        self._codec_result = ThreadResult(self)
         self._lock = threading.Lock()  # the assembler's buffers (io vs request group)
         self._pending: dict[int, tuple[int, object]] = {}  # request id -> (sent ns, future)
         self.tick_ms = LatencyRecorder(1000)  # control callback duration
@@ -159,7 +174,10 @@ class ChunkExecutor(Node):
             self.create_subscription(String, reset_topic, self._on_reset_message, 10)
         period = 1.0 / self.config.control_hz
         self.create_timer(period, self._on_tick)
-        self.create_timer(period, self._on_request_timer)
+        # A group of its own: the request coroutine holds it while the codec thread works, and
+        # the tick (default group) must keep running meanwhile.
+        self.create_timer(period, self._on_request_timer,
+                          callback_group=MutuallyExclusiveCallbackGroup())
         self.create_timer(diag_period, self._publish_diagnostics)
         self.get_logger().info(
             f'{self.config.mode} at {self.config.control_hz:g} Hz, fusion {self.config.fusion}, '
@@ -167,12 +185,15 @@ class ChunkExecutor(Node):
             f'cameras {list(c.camera_names)}, contract {c.source}')
 
     # -- inputs ----------------------------------------------------------------------------------
-    def _decode(self, camera: str, msg) -> np.ndarray:
-        rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
-        h, w = self.contract.policy_image_shape(camera)
-        if rgb.shape[:2] != (h, w):
-            rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)  # [h, w, 3]
-        return np.ascontiguousarray(rgb)
+    def _reject_frame(self, error: FrameError, what: str) -> None:
+        self.frames_rejected[error.camera] += 1
+        self.get_logger().warning(f'{what}: {error}', throttle_duration_sec=2.0)
+
+    def _decode_frames(self, frames: dict[str, object]) -> dict[str, np.ndarray]:
+        """In the codec thread: every frame decoded (bounded) at the policy size [h, w, 3]."""
+        return {cam: decode_frame(cam, frame, self._max_sizes[cam],
+                                  self.contract.policy_image_shape(cam))
+                for cam, frame in frames.items()}
 
     def _on_joint_state(self, msg: JointState) -> None:
         self.rates.add(STATE_RATE, time.monotonic_ns())  # every arrival, usable or not
@@ -186,6 +207,11 @@ class ChunkExecutor(Node):
     def _image_callback(self, camera: str):
         def store(msg) -> None:
             self.rates.add(camera, time.monotonic_ns())
+            try:
+                check_frame(camera, msg, self._max_sizes[camera])  # header only, no decoding
+            except FrameError as exc:
+                self._reject_frame(exc, 'frame refused')
+                return
             with self._lock:
                 self.assembler.add_image(camera, stamp_to_ns(msg.header.stamp), msg)
         return store
@@ -238,7 +264,7 @@ class ChunkExecutor(Node):
             self._clear(f'reset_topic: {msg.data[:80]}')
 
     # -- requests --------------------------------------------------------------------------------
-    def _on_request_timer(self) -> None:
+    async def _on_request_timer(self) -> None:
         now = self.get_clock().now().nanoseconds
         self._forget_expired(now)
         if not self.core.should_request(now):
@@ -250,14 +276,31 @@ class ChunkExecutor(Node):
             return
         try:
             with self._lock:
-                obs = self.assembler.assemble(now, task=self.task)
-        except (StaleStreamError, ConversionError) as exc:
+                state, frames = self.assembler.lookup(now)  # frames as received
+        except StaleStreamError as exc:
             self.core.on_observation_stale(now)
             self.get_logger().warning(f'no request: {exc}', throttle_duration_sec=2.0)
             return
-        obs = self.core.make_request(obs, now)
-        future = self.client.call_async(
-            PredictChunk.Request(observation=observation_to_msg(obs, self.encoding)))
+        try:  # decoding runs in the codec thread; the tick goes on meanwhile
+            images = await self._codec_result.wait(self._codec.submit(self._decode_frames,
+                                                                      frames))
+        except FrameError as exc:
+            self.core.on_observation_stale(now)
+            self._reject_frame(exc, 'no request, a frame did not decode')
+            return
+        if not self.core.should_request(self.get_clock().now().nanoseconds):
+            return  # paused, cleared or answered while the frames were decoded
+        obs = self.core.make_request(
+            self.assembler.observation(now, state, images, task=self.task), now)
+        try:
+            request = await self._codec_result.wait(self._codec.submit(
+                lambda: PredictChunk.Request(observation=observation_to_msg(obs, self.encoding))))
+        except ConversionError as exc:  # encoding failed: nothing was sent
+            self.core.on_request_failed(obs.request_id, now, str(exc))
+            self.get_logger().error(f'request {obs.request_id} not sent: {exc}',
+                                    throttle_duration_sec=2.0)
+            return
+        future = self.client.call_async(request)
         rid = obs.request_id
         self._pending[rid] = (now, future)
         future.add_done_callback(lambda f, rid=rid, sent=now: self._on_answer(rid, sent, f))
@@ -310,6 +353,7 @@ class ChunkExecutor(Node):
                        'fusion': self.config.fusion, 'in_flight': str(self.core.in_flight),
                        'clears': str(self.core.clears), 'paused': str(self.core.paused),
                        'service_unavailable': str(self._no_service)})
+        values.update({f'frames_rejected.{n}': str(v) for n, v in self.frames_rejected.items()})
         level, text = DiagnosticStatus.OK, 'executing' if self.core.started else 'waiting'
         if self.core.paused:
             text = 'paused (~/pause)'
@@ -345,6 +389,18 @@ class ChunkExecutor(Node):
                 self._rate_logged[rate.name] = now
                 self.get_logger().warning(f'input rate low: {rate.describe()}')
         return low
+
+
+    def destroy_node(self) -> None:
+        codec = getattr(self, '_codec', None)  # absent when the setup failed part-way
+        if codec is not None:
+            codec.shutdown(wait=True)
+        super().destroy_node()
+
+
+def _block_shutdown_signals() -> None:
+    """The codec thread leaves SIGINT/SIGTERM to the main thread, where rclpy expects them."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def main(args: list[str] | None = None) -> int:

@@ -81,6 +81,9 @@ class PolicyServer(Node):
         contract = load_contract(contract_file or default_contract_path())
         units = DatasetUnits.from_contract(contract, calibration or None)
         self.io = PolicyIO(contract, units, parse_rename_map(rename, contract))
+        # Frames are bounded by their header before decoding (ros/compressed.py): a request
+        # frame larger than the contract's camera or policy size is refused unread.
+        self._max_sizes = {c: contract.max_frame_size(c) for c in contract.camera_names}
         log = self.get_logger().info
         policy = load_policy(self.checkpoint, self.io, device=device, dtype=self.dtype,
                              threads=threads, compile_model=compile_model, log=log)
@@ -112,7 +115,7 @@ class PolicyServer(Node):
         response.chunk.request_id = msg.request_id
         response.chunk.header.stamp = msg.header.stamp
         try:
-            obs = msg_to_observation(msg)
+            obs = msg_to_observation(msg, max_sizes=self._max_sizes)
             chunk = await self._inference.wait(self.worker.submit(obs))
         except (ConversionError, InvalidDataError, ValueError, RuntimeError) as exc:
             response.success, response.message = False, f'{type(exc).__name__}: {exc}'

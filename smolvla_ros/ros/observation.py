@@ -5,8 +5,10 @@ raw per request, ~0.1-0.2 MB as JPEG) or as raw rgb8 in ``raw_images``, never bo
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 import signal
 
 import numpy as np
@@ -16,7 +18,7 @@ from smolvla_msgs.msg import Observation
 from smolvla_ros.core.types import ObservationData
 from smolvla_ros.ros.buffers import to_array, view
 from smolvla_ros.ros.compressed import compressed_to_rgb, rgb_to_compressed
-from smolvla_ros.ros.errors import ConversionError, LengthMismatchError
+from smolvla_ros.ros.errors import ConversionError, ImageSizeError, LengthMismatchError
 from smolvla_ros.ros.image import image_to_rgb, numpy_to_image
 from smolvla_ros.ros.joint_state import joint_state_to_numpy, numpy_to_joint_state
 from smolvla_ros.ros.time import ns_to_stamp, stamp_to_ns
@@ -89,11 +91,16 @@ def observation_to_msg(
     return msg
 
 
-def msg_to_observation(msg: Observation, executor: Executor | None = None) -> ObservationData:
+def msg_to_observation(msg: Observation, executor: Executor | None = None,
+                       max_sizes: Mapping[str, tuple[int, int]] | None = None) -> ObservationData:
     """Decode an Observation: state by the names it carries, every image to RGB [H, W, 3].
 
     With an ``executor`` (a ThreadPoolExecutor), the images decode in parallel: OpenCV releases
     the GIL while decoding, so 3 JPEG frames take about one frame's time given the cores.
+
+    ``max_sizes`` (camera -> (width, height), e.g. ``RobotContract.max_frame_size``) bounds every
+    frame before it is decoded: a camera without an entry or a frame whose header is larger is
+    refused (ImageSizeError) without decoding anything.
 
     Raises a ConversionError subclass for malformed messages (both or neither image list filled
     while cameras are named, counts that disagree, corrupt JPEG, unknown encodings) and
@@ -105,7 +112,7 @@ def msg_to_observation(msg: Observation, executor: Executor | None = None) -> Ob
             f'observation state has {state.position.size} positions for {len(state.names)} '
             f'joints {list(state.names)}')
     cameras = list(msg.camera_names)
-    images = _decode_images(msg, cameras, executor)
+    images = _decode_images(msg, cameras, executor, max_sizes)
     leftover = view(msg.leftover_positions, np.float32)  # [n*J]
     steps, joints = int(msg.leftover_steps), len(state.names)
     if leftover.size != steps * joints:
@@ -126,7 +133,8 @@ def msg_to_observation(msg: Observation, executor: Executor | None = None) -> Ob
 
 
 def _decode_images(
-    msg: Observation, cameras: list[str], executor: Executor | None
+    msg: Observation, cameras: list[str], executor: Executor | None,
+    max_sizes: Mapping[str, tuple[int, int]] | None = None,
 ) -> dict[str, np.ndarray]:
     compressed, raw = list(msg.images), list(msg.raw_images)
     if compressed and raw:
@@ -139,12 +147,16 @@ def _decode_images(
         raise LengthMismatchError(
             f'observation names {len(cameras)} cameras {cameras} but carries {len(frames)} '
             f'{which}')
-    decode = compressed_to_rgb if compressed else image_to_rgb
+    decoders = [compressed_to_rgb if compressed else image_to_rgb] * len(frames)
+    if max_sizes is not None:
+        decoders = [_bounded(camera, frame, max_sizes, compressed)
+                    for camera, frame in zip(cameras, frames, strict=True)]
     if executor is not None and compressed and len(frames) > 1:
-        pending = [executor.submit(decode, frame) for frame in frames]
+        pending = [executor.submit(decode, frame) for decode, frame in zip(decoders, frames,
+                                                                           strict=True)]
         calls = [(future.result,) for future in pending]
     else:  # raw rgb8 frames are views: nothing worth a thread
-        calls = [(decode, frame) for frame in frames]
+        calls = [(decode, frame) for decode, frame in zip(decoders, frames, strict=True)]
     return {name: _named(name, *call) for name, call in zip(cameras, calls, strict=True)}
 
 
@@ -154,3 +166,17 @@ def _named(camera: str, fn, *args) -> np.ndarray:
         return fn(*args)
     except ConversionError as exc:
         raise type(exc)(f'camera {camera!r}: {exc}') from exc
+
+
+def _bounded(camera: str, frame, max_sizes: Mapping[str, tuple[int, int]], compressed: bool):
+    """The decoder of one frame under its camera's bound (raw frames are checked here)."""
+    if camera not in max_sizes:
+        raise ImageSizeError(f'camera {camera!r} is not accepted here (cameras '
+                             f'{sorted(max_sizes)}); its frame was not decoded')
+    max_w, max_h = max_sizes[camera]
+    if compressed:
+        return partial(compressed_to_rgb, max_size=(max_w, max_h))
+    if frame.width > max_w or frame.height > max_h:
+        raise ImageSizeError(f'camera {camera!r}: raw image {frame.width}x{frame.height} is '
+                             f'larger than the {max_w}x{max_h} allowed')
+    return image_to_rgb

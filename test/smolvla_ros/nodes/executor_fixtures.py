@@ -78,7 +78,7 @@ class FakeRobot(Node):
         self.camera_on = True
         self.requests: list[int] = []  # request ids received
         self.leftovers: list[tuple[int, int]] = []  # (inference_delay_steps, leftover_steps)
-        self._frame = rgb_to_compressed(np.full((48, 64, 3), 100, np.uint8))
+        self.frame = rgb_to_compressed(np.full((48, 64, 3), 100, np.uint8))  # what is published
         group = ReentrantCallbackGroup()
         self._js = self.create_publisher(JointState, 'joint_states', 10)
         self._cam = self.create_publisher(CompressedImage, 'cameras/front/image_raw/compressed',
@@ -96,8 +96,8 @@ class FakeRobot(Node):
 
     def _publish_frame(self) -> None:
         if self.camera_on:
-            self._frame.header.stamp = self.get_clock().now().to_msg()
-            self._cam.publish(self._frame)
+            self.frame.header.stamp = self.get_clock().now().to_msg()
+            self._cam.publish(self.frame)
 
     def _answer(self, request, response):
         obs = request.observation

@@ -16,6 +16,7 @@ from smolvla_msgs.srv import PredictChunk  # noqa: E402
 from smolvla_ros.core.types import ObservationData  # noqa: E402
 from smolvla_ros.nodes.policy_server import PolicyServer, PolicySetupError  # noqa: E402
 from smolvla_ros.paths import config_path  # noqa: E402
+from smolvla_ros.ros.buffers import to_array  # noqa: E402
 from smolvla_ros.ros.chunk import msg_to_chunk  # noqa: E402
 from smolvla_ros.ros.observation import observation_to_msg  # noqa: E402
 from smolvla_ros.ros.time import stamp_to_ns  # noqa: E402
@@ -68,9 +69,15 @@ def test_server_answers_plain_rtc_and_malformed_requests(rclpy_context, tmp_path
             tail = np.tile(np.full(6, 0.1, np.float32), (8, 1))  # [8, J] rad
             bad = observation_to_msg(_observation(3))
             bad.images[1].data = bad.images[1].data[:40]  # truncated JPEG
+            bomb = observation_to_msg(_observation(4))  # header claims 20000x20000: refused unread
+            bomb.images[0].data = to_array(_claiming(bytes(bomb.images[0].data), 20000, 20000),
+                                           np.uint8)
+            cut = observation_to_msg(_observation(5))  # half a scan, end marker re-appended
+            data = bytes(cut.images[0].data)
+            cut.images[0].data = to_array(data[:len(data) // 2] + b'\xff\xd9', np.uint8)
             for msg in (observation_to_msg(_observation(1)),
                         observation_to_msg(_observation(2, inference_delay_steps=3,
-                                                        leftover=tail)), bad):
+                                                        leftover=tail)), bad, bomb, cut):
                 future = client.call_async(PredictChunk.Request(observation=msg))
                 assert wait_until(future.done, 60.0), 'no answer'
                 answers.append(future.result())
@@ -90,6 +97,17 @@ def test_server_answers_plain_rtc_and_malformed_requests(rclpy_context, tmp_path
     assert not answers[2].success
     assert 'wrist' in answers[2].message and 'JPEG' in answers[2].message
     assert answers[2].chunk.request_id == 3
+    assert not answers[3].success and answers[3].chunk.request_id == 4
+    assert "camera 'front'" in answers[3].message
+    assert '20000x20000, larger than the 32x24 allowed' in answers[3].message
+    assert not answers[4].success and answers[4].chunk.request_id == 5
+    assert 'corrupt or truncated JPEG scan' in answers[4].message
+
+
+def _claiming(jpeg: bytes, width: int, height: int) -> bytes:
+    """The JPEG with its frame header rewritten to claim width x height pixels."""
+    sof = jpeg.index(b'\xff\xc0')
+    return jpeg[:sof + 5] + height.to_bytes(2, 'big') + width.to_bytes(2, 'big') + jpeg[sof + 9:]
 
 
 def test_checkpoint_camera_mismatch_fails_at_start_naming_the_keys(rclpy_context,

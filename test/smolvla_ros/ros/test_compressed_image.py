@@ -9,9 +9,11 @@ import pytest
 from sensor_msgs.msg import CompressedImage
 
 from smolvla_ros.ros.compressed import (
+    check_frame_size,
     compressed_to_rgb,
     decode_to_rgb,
     encode_jpeg,
+    frame_size,
     parse_format,
     rgb_to_compressed,
 )
@@ -117,10 +119,59 @@ def test_corrupt_and_truncated_jpeg_are_rejected() -> None:
     with pytest.raises(ImageDecodeError, match='truncated JPEG'):
         compressed_to_rgb(_message(good[: len(good) // 2]))
     garbled = good[:2] + bytes(len(good) - 4) + good[-2:]  # markers kept, content destroyed
-    with pytest.raises(ImageDecodeError, match='corrupt jpeg'):
+    with pytest.raises(ImageDecodeError, match='corrupt JPEG: no marker at byte 2'):
         compressed_to_rgb(_message(garbled))
-    with pytest.raises(ImageDecodeError, match='corrupt png'):
+    with pytest.raises(ImageDecodeError, match='not a PNG'):
         compressed_to_rgb(_message(b'not a png at all', 'png'))
+    png = cv2.imencode('.png', np.zeros((8, 8, 3), np.uint8))[1].tobytes()
+    with pytest.raises(ImageDecodeError, match='corrupt png'):  # header fine, data cut short
+        compressed_to_rgb(_message(png[:40] + png[-12:], 'png'))
+
+
+def _jpeg_with_size(data: bytes, width: int, height: int) -> bytes:
+    """The same JPEG with its frame header rewritten to claim width x height."""
+    sof = data.index(b'\xff\xc0')
+    return (data[:sof + 5] + height.to_bytes(2, 'big') + width.to_bytes(2, 'big')
+            + data[sof + 9:])
+
+
+def test_frame_size_is_read_from_the_header() -> None:
+    jpeg = encode_jpeg(synthetic_scene(48, 64), 90)
+    assert frame_size(jpeg) == (64, 48)
+    png = cv2.imencode('.png', np.zeros((5, 7, 3), np.uint8))[1].tobytes()
+    assert frame_size(png, 'png') == (7, 5)
+    with pytest.raises(ImageDecodeError, match='DNL'):
+        frame_size(_jpeg_with_size(jpeg, 64, 0))
+
+
+def test_decompression_bomb_is_refused_before_decoding() -> None:
+    """A few hundred bytes whose header claims 20000x20000 (a minute and gigabytes to decode)."""
+    small = encode_jpeg(np.full((8, 8, 3), 128, np.uint8), 50)
+    bomb = _jpeg_with_size(small, 20000, 20000)
+    assert len(bomb) < 1000
+    with pytest.raises(ImageSizeError, match='20000x20000, larger than the 640x480 allowed'):
+        decode_to_rgb(bomb, max_size=(640, 480), what='camera front')
+    with pytest.raises(ImageSizeError, match='camera front'):
+        check_frame_size(bomb, 'jpeg', (640, 480), 'camera front')
+    png = bytearray(cv2.imencode('.png', np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    png[16:24] = (20000).to_bytes(4, 'big') * 2
+    with pytest.raises(ImageSizeError, match='20000x20000'):
+        compressed_to_rgb(_message(bytes(png), 'png'), max_size=(640, 480))
+    huge = encode_jpeg(np.zeros((8, 8, 3), np.uint8)) + bytes(2_000_000)  # padding is allowed,
+    with pytest.raises(ImageSizeError, match='more than a 64x48 frame can need'):  # not this much
+        decode_to_rgb(huge, max_size=(64, 48))
+    ok = encode_jpeg(synthetic_scene(48, 64), 90)
+    assert decode_to_rgb(ok, max_size=(64, 48)).shape == (48, 64, 3)  # the bound is inclusive
+
+
+def test_jpeg_cut_short_with_its_end_marker_reappended_is_refused() -> None:
+    """libjpeg fills the missing half with grey and only warns; the scan check refuses it."""
+    good = encode_jpeg(synthetic_scene(480, 640, seed=3), 90)
+    assert decode_to_rgb(good).shape == (480, 640, 3)
+    cut = good[: len(good) // 2] + b'\xff\xd9'
+    assert cv2.imdecode(np.frombuffer(cut, np.uint8), cv2.IMREAD_COLOR) is not None  # accepted
+    with pytest.raises(ImageDecodeError, match='corrupt or truncated JPEG scan'):
+        decode_to_rgb(cut)
 
 
 def test_padded_jpeg_from_a_webcam_is_accepted() -> None:
