@@ -31,12 +31,14 @@ def euler_integrate(denoise_fn: DenoiseFn, noise: Tensor, num_steps: int) -> Ten
         raise ValueError(f'num_steps must be >= 1, got {num_steps}')
     dt = -1.0 / num_steps
     x = noise
-    time = torch.tensor(1.0, dtype=torch.float32, device=noise.device)
-    for _ in range(num_steps):
+    for step in range(num_steps):
+        # LeRobot 0.6.1 forms each time as 1 + step * dt in float64, then float32 (accumulating
+        # dt in float32, as 0.3.x did, drifts by ~1e-7 per step and moves actions by ~1e-3 at
+        # 10 steps; docs/lerobot_compat.md).
+        time = torch.tensor(1.0 + step * dt, dtype=torch.float32, device=noise.device)
         t = time.expand(noise.shape[0])  # [B]
         v = denoise_fn(x, t)
         x = x + dt * v
-        time = time + dt
     return x
 
 
@@ -56,6 +58,16 @@ def sample_time(batch_size: int, device: torch.device | str) -> Tensor:
         torch.tensor(BETA_ALPHA, dtype=torch.float32), torch.tensor(BETA_BETA, dtype=torch.float32))
     t = beta.sample((batch_size,)) * TIME_SCALE + TIME_OFFSET  # [B]
     return t.to(device=device, dtype=torch.float32)
+
+
+def sample_time_with(generator: torch.Generator, batch_size: int) -> Tensor:
+    """The same time distribution from a given generator (the trainer's, for exact resume and
+    identical draws on every data-parallel process): Beta(alpha, 1) by its inverse CDF u^(1/alpha),
+    which is exact for beta = 1. float32 [B] on the CPU."""
+    if BETA_BETA != 1.0:
+        raise NotImplementedError('the inverse-CDF draw needs Beta(alpha, 1)')
+    u = torch.rand(batch_size, generator=generator, dtype=torch.float32)  # [B]
+    return u.pow(1.0 / BETA_ALPHA) * TIME_SCALE + TIME_OFFSET
 
 
 def interpolate(noise: Tensor, actions: Tensor, time: Tensor) -> tuple[Tensor, Tensor]:

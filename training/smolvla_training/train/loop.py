@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from smolvla_ros.policy import checkpoint as ckpt
+from smolvla_ros.policy.flow_matching import sample_time_with
 from smolvla_ros.policy.policy import SmolVLAPolicy
 from smolvla_training.train import checkpoints as cp
 from smolvla_training.train import distributed as dd
@@ -58,11 +59,6 @@ class _LossModule(nn.Module):
     def forward(self, batch: dict[str, Any], noise: torch.Tensor,
                 time_: torch.Tensor) -> torch.Tensor:
         return self.policy.compute_loss(batch, noise=noise, time=time_, reduction='none')  # [B]
-
-
-def sample_time(n: int, gen: torch.Generator) -> torch.Tensor:
-    """Flow time [n]: Beta(1.5, 1) * 0.999 + 0.001, Beta drawn by inverse CDF (u^(1/1.5))."""
-    return torch.rand(n, generator=gen).pow(1.0 / 1.5) * 0.999 + 0.001
 
 
 @dataclasses.dataclass
@@ -171,7 +167,7 @@ def train_step(run: _Run, model: nn.Module) -> tuple[float, float, np.ndarray]:
     n_global = len(rows)
     noise = torch.randn(n_global, pc.chunk_size, pc.max_action_dim,
                         generator=run.generator)  # [G, T, max_action_dim]
-    times = sample_time(n_global, run.generator)  # [G]
+    times = sample_time_with(run.generator, n_global)  # [G]
     count = _valid_count(run.train_data, rows)
     for group in run.optimizer.param_groups:
         group['lr'] = run.schedule.lr(run.step)
@@ -226,7 +222,7 @@ def validation_loss(run: _Run) -> float:
         rows = rows[np.linspace(0, len(rows) - 1, VAL_MAX_SAMPLES).astype(np.int64)]
     gen = torch.Generator().manual_seed(VAL_SEED)
     noise = torch.randn(len(rows), pc.chunk_size, pc.max_action_dim, generator=gen)
-    times = sample_time(len(rows), gen)
+    times = sample_time_with(gen, len(rows))
     was_training = policy.training
     policy.eval()
     total, count = 0.0, 0
