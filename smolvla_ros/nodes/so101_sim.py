@@ -15,6 +15,10 @@ with torque off leaves its joint limp. Published (relative names):
   reset / success, transient-local);
 - service ``sim/reset`` (std_srvs/Trigger): next seeded episode.
 
+On shutdown the bus stays served until the driver has turned torque off (at most
+``release_grace_s``; sim/bus_release.py), so that the driver's release does not race the
+simulator's exit; ``bus_report_file`` then receives the servos' final state as JSON.
+
 Physics follows the node clock in real time (steps of ``physics_dt`` to catch up, at most
 ``max_catch_up_s`` per tick, so a stall slows the world rather than making it jump).
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 from functools import partial
 import json
+import logging
 import sys
 import time
 
@@ -40,6 +45,7 @@ from smolvla_ros.nodes.params import read_only_parameter
 from smolvla_ros.ros.compressed import rgb_to_compressed
 from smolvla_ros.ros.image import rgb_to_image
 from smolvla_ros.ros.time import ns_to_stamp
+from smolvla_ros.sim.bus_release import wait_for_release, write_report
 from smolvla_ros.sim.cameras import CameraRig, SimCamera, buffer_size, select_cameras
 from smolvla_ros.sim.render import Intrinsics
 from smolvla_ros.sim.scene import CAMERA_NAMES, SceneConfig
@@ -65,10 +71,16 @@ class So101Sim(Node):
         self.jpeg_quality = p('jpeg_quality', 90, 'JPEG quality of the camera frames')
         bowl = p('bowl', False, 'add the target bowl')
         task = p('success_task', 'lift', "'lift' (cube raised and held) or 'bowl'")
+        self.release_grace_s = p('release_grace_s', 2.0, 'on shutdown, how long the bus stays '
+                                 'served for the driver to turn torque off (s)')
+        self.bus_report_file = p('bus_report_file', '', 'on shutdown, write the servos\' final '
+                                 'state (torque, goal, position) here as JSON; empty: do not')
         if not cal_file:
             raise ValueError('parameter calibration_file is required')
         if not 0.5 <= self.camera_hz <= 60 or not 10 <= physics_hz <= 1000:
             raise ValueError('camera_hz must be in [0.5, 60] and physics_hz in [10, 1000]')
+        if not 0.0 <= self.release_grace_s <= 5.0:  # within run_node's cleanup bound (8 s)
+            raise ValueError(f'release_grace_s must be in [0, 5], got {self.release_grace_s}')
         calibration = load_calibration(cal_file)
         contract = load_contract(contract_file or default_contract_path())
         selection = select_cameras(contract, CAMERA_NAMES, width, height)
@@ -166,6 +178,14 @@ class So101Sim(Node):
         return response
 
     def destroy_node(self) -> None:
+        # Python logging: the ROS context is usually shut down by now (rosout is gone).
+        release = wait_for_release(self.emulator, self.release_grace_s)
+        if not release.released:
+            logging.getLogger('so101_sim').warning(
+                'the driver did not release the arm within %g s: torque still on for servo '
+                'ids %s when the simulated bus stopped', self.release_grace_s, release.torque_on)
+        if self.bus_report_file:
+            write_report(self.bus_report_file, release)
         self.emulator.stop()
         self.rig.close()
         super().destroy_node()
