@@ -49,6 +49,47 @@ msgs:
 	cmake --build $(MSG_BUILD) -j2 >> $(MSG_BUILD).log 2>&1 || { tail -50 $(MSG_BUILD).log; exit 1; }
 	cmake --install $(MSG_BUILD) >> $(MSG_BUILD).log 2>&1 || { tail -50 $(MSG_BUILD).log; exit 1; }
 
+# The real ROS 2 launch tooling (launch 3.7, launch_ros 0.28, `ros2 launch`) in .venv, so that the
+# tests check launch/ against it (docs/bringup.md). It is not on PyPI: installed from the upstream
+# sources in ROS2_SOURCES (never copied into this repository), each built from a scratch copy
+# because pip builds in the source folder. composition_interfaces (imported by launch_ros) is built
+# like smolvla_msgs, with the same wheel include fix injected through CMAKE_PROJECT_INCLUDE.
+# osrf-pycommon and psutil are launch's two dependencies missing from the venv; never add `lark`
+# (lark 1.x replaces the lark-parser 0.12 that rosidl needs; launch works with 0.12).
+ROS2_SOURCES       ?= ../shared/third_party/ros2
+ROS2_LAUNCH_PKGS    = launch/launch launch/launch_xml launch/launch_yaml launch_ros/launch_ros \
+                      ros2cli/ros2cli ros2cli/ros2pkg ros2cli/ros2run launch_ros/ros2launch
+COMPOSITION_BUILD   = build/composition_interfaces
+ROS2_LAUNCH_LOG     = build/ros2-launch-pip.log
+
+.PHONY: ros2-launch
+ros2-launch: setup
+	@test -d "$(ROS2_SOURCES)/launch_ros/ros2launch" || { \
+	  echo "ros2-launch: no upstream sources in $(ROS2_SOURCES) (make ros2-launch ROS2_SOURCES=DIR)"; \
+	  exit 2; }
+	$(PIP) install -q osrf-pycommon psutil
+	@mkdir -p build && tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	for p in $(ROS2_LAUNCH_PKGS); do \
+	  mkdir -p "$$tmp/$$p" && cp -R "$(ROS2_SOURCES)/$$p/." "$$tmp/$$p/" && \
+	  chmod -R u+w "$$tmp/$$p" && rm -rf "$$tmp/$$p/build" "$$tmp/$$p"/*.egg-info || exit 1; \
+	done && cd "$$tmp" && echo "pip install (from a copy of $(ROS2_SOURCES)): $(ROS2_LAUNCH_PKGS)" && \
+	$(abspath $(PY)) -m pip install -q --no-deps --no-build-isolation $(ROS2_LAUNCH_PKGS) \
+	  > $(abspath $(ROS2_LAUNCH_LOG)) 2>&1 || { tail -50 $(abspath $(ROS2_LAUNCH_LOG)); exit 1; }
+	AMENT_PREFIX_PATH=$(abspath $(VENV)) cmake -S $(ROS2_SOURCES)/rcl_interfaces/composition_interfaces \
+	    -B $(COMPOSITION_BUILD) -G Ninja -DCMAKE_PREFIX_PATH=$(abspath $(VENV)) \
+	    -DCMAKE_INSTALL_PREFIX=$(abspath $(VENV)) -DPython3_EXECUTABLE=$(abspath $(PY)) \
+	    -DBUILD_TESTING=OFF \
+	    -DCMAKE_PROJECT_INCLUDE=$(abspath msg/cmake/wheel_include_fix_project_include.cmake) \
+	    > $(COMPOSITION_BUILD).log 2>&1 || { cat $(COMPOSITION_BUILD).log; exit 1; }
+	cmake --build $(COMPOSITION_BUILD) -j2 >> $(COMPOSITION_BUILD).log 2>&1 \
+	  || { tail -50 $(COMPOSITION_BUILD).log; exit 1; }
+	cmake --install $(COMPOSITION_BUILD) >> $(COMPOSITION_BUILD).log 2>&1 \
+	  || { tail -50 $(COMPOSITION_BUILD).log; exit 1; }
+	$(PY) -c "import launch, launch_ros.actions, composition_interfaces.srv, ros2launch"
+	$(VENV)/bin/ros2 launch --help > /dev/null
+	@echo "ros2-launch done: $(VENV)/bin/ros2 launch (launch $$($(PY) -c \
+	'from importlib.metadata import version as v; print(v("launch"))'))"
+
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
