@@ -72,6 +72,22 @@ def parse_rename_map(entries: str | Sequence[str] | Mapping[str, str],
     return out
 
 
+def positional_rename_map(contract: RobotContract,
+                          image_keys: Sequence[str]) -> dict[str, str]:
+    """Contract camera i -> checkpoint image feature i, in order.
+
+    Only for checkpoints whose camera names carry no learned meaning (a preset with random
+    weights): for a trained checkpoint a wrong pairing silently feeds the wrist view as the front
+    one, so there the mapping must be given. RenameMapError when the counts differ.
+    """
+    cameras, keys = contract.camera_names, tuple(image_keys)
+    if len(cameras) != len(keys):
+        raise RenameMapError(f'the contract has {len(cameras)} cameras {list(cameras)}, the '
+                             f'checkpoint {len(keys)} image features {list(keys)}: no pairing in '
+                             'order; give rename_map')
+    return {camera: _feature(key) for camera, key in zip(cameras, keys, strict=True)}
+
+
 class PolicyIO:
     """Request -> batch and prediction -> chunk for one contract, unit converter and rename map."""
 

@@ -26,6 +26,7 @@ torch is imported only through smolvla_ros.policy, lazily, so the module imports
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 import sys
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -33,13 +34,17 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from smolvla_msgs.srv import PredictChunk
 
-from smolvla_ros.core.contract import default_contract_path, load_contract
+from smolvla_ros.core.contract import RobotContract, default_contract_path, load_contract
 from smolvla_ros.core.dataset_units import DatasetUnits
 from smolvla_ros.core.inference_worker import InferenceWorker, WorkerConfig
-from smolvla_ros.core.policy_io import PolicyIO, parse_rename_map
+from smolvla_ros.core.policy_io import PolicyIO, parse_rename_map, positional_rename_map
 from smolvla_ros.core.types import InvalidDataError
 from smolvla_ros.nodes.node_main import ThreadResult, run_node
 from smolvla_ros.nodes.params import read_only_parameter
+from smolvla_ros.policy.configuration_smolvla import (  # torch-free
+    SmolVLAConfig,
+    SmolVLAConfigError,
+)
 from smolvla_ros.policy.serving import (  # torch-free at import
     DTYPES,
     PolicySetupError,
@@ -66,7 +71,8 @@ class PolicyServer(Node):
         compile_model = p('compile', False, 'torch.compile the sampler (GPU; slow first call)')
         contract_file = p('contract_file', '', 'robot contract YAML (empty: config/contracts)')
         calibration = p('calibration_file', '', "arm calibration JSON (empty: the contract's)")
-        rename = p('rename_map', '', 'camera renames, e.g. "front=camera1,wrist=camera2"')
+        rename = p('rename_map', '', 'camera renames, e.g. "front=camera1,wrist=camera2" (empty: '
+                   "the contract's names; an untrained preset's cameras are fed in order)")
         extra_ms = p('extra_latency_ms', 0.0, 'sleep added to every answer (emulates a slow host)')
         warmup = p('warmup_runs', 2, 'predictions run before the service is offered')
         max_latency = p('max_latency_ms', 0.0, 'refuse to serve when every warm-up took longer '
@@ -80,7 +86,7 @@ class PolicyServer(Node):
 
         contract = load_contract(contract_file or default_contract_path())
         units = DatasetUnits.from_contract(contract, calibration or None)
-        self.io = PolicyIO(contract, units, parse_rename_map(rename, contract))
+        self.io = PolicyIO(contract, units, self._rename_map(rename, contract))
         # Frames are bounded by their header before decoding (ros/compressed.py): a request
         # frame larger than the contract's camera or policy size is refused unread.
         self._max_sizes = {c: contract.max_frame_size(c) for c in contract.camera_names}
@@ -108,6 +114,26 @@ class PolicyServer(Node):
             f'serving {self._service.srv_name}: {self.checkpoint} on {device} {self.dtype}, '
             f'cameras {dict(self.io.rename)}, chunk {policy.config.chunk_size} x '
             f'{contract.dt * 1e3:.1f} ms, extra latency {extra_ms:g} ms')
+
+    def _rename_map(self, rename: str, contract: RobotContract) -> dict[str, str]:
+        """The rename map given, or else the contract's names, or else for an untrained preset
+        (random weights, placeholder camera names) its cameras fed in contract order.
+
+        So the profiles need no rename_map both for a checkpoint trained on the contract's cameras
+        (the simulator's learned policies) and for the 'tiny' preset (camera1, camera2), while a
+        trained checkpoint with other names still fails at start naming the keys.
+        """
+        given = parse_rename_map(rename, contract)
+        if rename.strip():
+            return given
+        preset = _preset_image_features(str(self.checkpoint))
+        if preset is None or set(preset) == set(given.values()):
+            return given
+        mapping = positional_rename_map(contract, preset)
+        self.get_logger().info(
+            f'rename_map empty and {self.checkpoint!r} is an untrained preset: its cameras are '
+            f'fed in contract order ({", ".join(f"{c} -> {k}" for c, k in mapping.items())})')
+        return mapping
 
     async def _on_request(self, request: PredictChunk.Request,
                           response: PredictChunk.Response) -> PredictChunk.Response:
@@ -152,6 +178,16 @@ class PolicyServer(Node):
         if worker is not None:
             worker.shutdown()
         super().destroy_node()
+
+
+def _preset_image_features(checkpoint: str) -> tuple[str, ...] | None:
+    """The image features of a preset name (random weights), None for a checkpoint directory."""
+    if Path(checkpoint).expanduser().is_dir():
+        return None
+    try:
+        return SmolVLAConfig.preset(checkpoint).image_features
+    except SmolVLAConfigError:
+        return None  # not a preset: loading it reports what is wrong
 
 
 def main(args: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from smolvla_ros.core.policy_io import (
     PolicyRequestError,
     RenameMapError,
     parse_rename_map,
+    positional_rename_map,
 )
 from smolvla_ros.core.types import ObservationData
 from smolvla_ros.paths import config_path
@@ -60,6 +61,14 @@ def test_rename_map_forms_and_errors() -> None:
         parse_rename_map('front:camera1', contract)
     with pytest.raises(RenameMapError, match='same feature'):
         parse_rename_map('front=camera1,wrist=camera1', contract)
+
+
+def test_positional_rename_map_pairs_in_contract_order() -> None:
+    contract = _contract()
+    assert positional_rename_map(contract, ['observation.images.camera1', 'camera2']) == {
+        'front': 'observation.images.camera1', 'wrist': 'observation.images.camera2'}
+    with pytest.raises(RenameMapError, match='2 cameras .* 3 image features'):
+        positional_rename_map(contract, ['camera1', 'camera2', 'camera3'])
 
 
 def test_batch_is_in_dataset_units_contract_order_and_renamed(io) -> None:

@@ -14,7 +14,11 @@ from rclpy.parameter import Parameter  # noqa: E402
 from smolvla_msgs.srv import PredictChunk  # noqa: E402
 
 from smolvla_ros.core.types import ObservationData  # noqa: E402
-from smolvla_ros.nodes.policy_server import PolicyServer, PolicySetupError  # noqa: E402
+from smolvla_ros.nodes.policy_server import (  # noqa: E402
+    PolicyServer,
+    PolicySetupError,
+    _preset_image_features,
+)
 from smolvla_ros.paths import config_path  # noqa: E402
 from smolvla_ros.ros.buffers import to_array  # noqa: E402
 from smolvla_ros.ros.chunk import msg_to_chunk  # noqa: E402
@@ -118,6 +122,27 @@ def test_checkpoint_camera_mismatch_fails_at_start_naming_the_keys(rclpy_context
     assert "missing image features ['observation.images.camera2']" in text
     assert "unexpected image features ['observation.images.wrist']" in text
     assert 'rename_map' in text
+
+
+def test_empty_rename_map_feeds_an_untrained_presets_cameras_in_order(rclpy_context,
+                                                                     tmp_path) -> None:
+    """What lets every profile start with its defaults: 'tiny' has placeholder cameras."""
+    server = _server(rclpy_context, _contract(tmp_path), '')
+    try:
+        assert server.io.rename == {'front': 'observation.images.camera1',
+                                    'wrist': 'observation.images.camera2'}
+    finally:
+        server.destroy_node()
+
+
+def test_only_presets_are_paired_in_order(tmp_path) -> None:
+    assert _preset_image_features('tiny') == ('observation.images.camera1',
+                                              'observation.images.camera2')
+    assert _preset_image_features('sim_small') == ('observation.images.front',
+                                                   'observation.images.wrist')
+    (tmp_path / 'tiny').mkdir()  # a checkpoint directory, even one named like a preset
+    assert _preset_image_features(str(tmp_path / 'tiny')) is None
+    assert _preset_image_features('no_such_preset') is None
 
 
 def _values(status) -> dict[str, str]:
