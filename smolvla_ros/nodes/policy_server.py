@@ -50,6 +50,7 @@ from smolvla_ros.policy.serving import (  # torch-free at import
     PolicySetupError,
     load_policy,
     predict_fn,
+    slow_warmup,
     warm_up,
 )
 from smolvla_ros.ros.chunk import chunk_to_msg
@@ -75,12 +76,17 @@ class PolicyServer(Node):
                    "the contract's names; an untrained preset's cameras are fed in order)")
         extra_ms = p('extra_latency_ms', 0.0, 'sleep added to every answer (emulates a slow host)')
         warmup = p('warmup_runs', 2, 'predictions run before the service is offered')
-        max_latency = p('max_latency_ms', 0.0, 'refuse to serve when every warm-up took longer '
-                        '(0: the chunk horizon, chunk_size x dt; < 0: never refuse)')
+        max_latency = p('max_latency_ms', 0.0, 'judge the warm-up slow when every run took longer '
+                        '(0: the chunk horizon, chunk_size x dt; < 0: never)')
+        self.slow_warmup = p('slow_warmup', 'warn', "a slow warm-up: 'warn' (serve anyway, "
+                             "/diagnostics WARN with the numbers) or 'refuse' (exit at start)")
         threads = p('torch_threads', 0, 'torch intra-op threads (0: torch default)')
         diag_period = p('diagnostics_period_s', 1.0, '/diagnostics period (s)')
         if self.dtype not in DTYPES:
             raise PolicySetupError(f'dtype must be one of {DTYPES}, got {self.dtype!r}')
+        if self.slow_warmup not in ('warn', 'refuse'):
+            raise PolicySetupError(f"slow_warmup must be 'warn' or 'refuse', got "
+                                   f'{self.slow_warmup!r}')
         if self.num_steps < 0 or warmup < 0 or threads < 0:
             raise PolicySetupError('num_steps, warmup_runs and torch_threads must be >= 0')
 
@@ -97,12 +103,18 @@ class PolicyServer(Node):
             predict_fn(policy, self.num_steps), self.io,
             WorkerConfig(policy.config.chunk_size, policy_id=str(self.checkpoint),
                          extra_latency_ms=float(extra_ms)))
+        horizon_ms = policy.config.chunk_size * contract.dt * 1e3
         try:
-            warm_up(self.worker, warmup,
-                    max_latency or policy.config.chunk_size * contract.dt * 1e3, log=log)
+            times_ms = warm_up(self.worker, warmup, max_latency or horizon_ms, log=log,
+                               refuse=self.slow_warmup == 'refuse')
         except PolicySetupError:
             self.worker.shutdown()
             raise
+        self._warmup_ms = min(times_ms, default=float('nan'))
+        self._warmup_problem = slow_warmup(times_ms, max_latency or horizon_ms, horizon_ms)
+        if self._warmup_problem:
+            self.get_logger().warning(f'{self._warmup_problem}; serving anyway '
+                                      '(slow_warmup:=refuse refuses instead)')
         self._inference = ThreadResult(self)
         # Separate groups: an awaiting request holds its group, and the timer must still run.
         self._service = self.create_service(PredictChunk, 'predict_chunk', self._on_request,
@@ -159,10 +171,13 @@ class PolicyServer(Node):
         if summary.count and summary.p95_ms > horizon_ms:
             level = DiagnosticStatus.WARN
             text = f'p95 {summary.p95_ms:.0f} ms exceeds the chunk horizon {horizon_ms:.0f} ms'
+        elif not summary.count and self._warmup_problem:  # until requests measure it
+            level, text = DiagnosticStatus.WARN, self._warmup_problem
         values = {'checkpoint': str(self.checkpoint), 'dtype': self.dtype,
                   'num_steps': str(self.num_steps), 'answered': str(self.worker.answered),
                   'failed': str(self.worker.failed),
                   'extra_latency_ms': f'{self.worker.config.extra_latency_ms:g}',
+                  'warmup_best_ms': f'{self._warmup_ms:.1f}',
                   **{f'latency_{k}': f'{v:.2f}' if isinstance(v, float) else str(v)
                      for k, v in summary.as_dict().items()}}
         msg = DiagnosticArray()

@@ -89,15 +89,29 @@ def warmup_observation(io: PolicyIO) -> ObservationData:
                            images=images)
 
 
+def slow_warmup(times_ms: list[float], max_latency_ms: float, horizon_ms: float) -> str | None:
+    """Why the warm-up runs say the policy is too slow to keep the arm moving, or None.
+
+    The fastest run is judged (the first pays compilation and caches, a busy machine slows any
+    one run); ``max_latency_ms`` <= 0 judges nothing.
+    """
+    if not times_ms or not 0 < max_latency_ms < min(times_ms):
+        return None
+    return (f'warm-up inference took {min(times_ms):.0f} ms at best, more than max_latency_ms '
+            f'{max_latency_ms:.0f} ms (the chunk horizon is {horizon_ms:.0f} ms): the arm would '
+            'stop between chunks. Use a GPU, bfloat16, fewer num_steps or compile')
+
+
 def warm_up(worker: InferenceWorker, runs: int, max_latency_ms: float,
-            log: Callable[[str], None] = logger.info) -> list[float]:
-    """Run ``runs`` predictions; refuse (PolicySetupError) when even the fastest is too slow.
+            log: Callable[[str], None] = logger.info, refuse: bool = True) -> list[float]:
+    """Run ``runs`` predictions; with ``refuse``, PolicySetupError when even the fastest is too
+    slow (:func:`slow_warmup`).
 
     A policy slower than its chunk horizon starves the executor between every two chunks
-    whatever the fusion: better one clear error at start than a stuttering arm. The fastest
-    run is judged (the first pays compilation and caches, a busy machine slows any one run).
-    ``max_latency_ms`` <= 0 never refuses. The worker's statistics are reset afterwards: warm-up
-    runs are not requests. Returns the run times (ms).
+    whatever the fusion. Whether that should stop the server is the caller's choice: the
+    policy_server node serves anyway and warns by default (a loaded machine can make a warm-up
+    slow that later requests are not), and refuses only when asked. The worker's statistics are
+    reset afterwards: warm-up runs are not requests. Returns the run times (ms).
     """
     if runs < 0:
         raise PolicySetupError(f'warm-up runs must be >= 0, got {runs}')
@@ -107,11 +121,8 @@ def warm_up(worker: InferenceWorker, runs: int, max_latency_ms: float,
         times_ms.append(worker.answer(obs).inference_ms)
         log(f'warm-up {i + 1}/{runs}: {times_ms[-1]:.0f} ms')
     worker.reset_statistics()
-    if times_ms and 0 < max_latency_ms < min(times_ms):
-        horizon_ms = worker.config.chunk_size * worker.io.contract.dt * 1e3
-        raise PolicySetupError(
-            f'warm-up inference took {min(times_ms):.0f} ms at best, more than '
-            f'max_latency_ms {max_latency_ms:.0f} ms (the chunk horizon is {horizon_ms:.0f} '
-            'ms): the arm would stop between chunks. Use a GPU, bfloat16, fewer num_steps or '
-            'compile, or set max_latency_ms:=-1 to serve anyway')
+    horizon_ms = worker.config.chunk_size * worker.io.contract.dt * 1e3
+    problem = slow_warmup(times_ms, max_latency_ms, horizon_ms)
+    if problem is not None and refuse:
+        raise PolicySetupError(f'{problem}, or set max_latency_ms:=-1 to serve anyway')
     return times_ms
