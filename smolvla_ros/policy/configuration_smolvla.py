@@ -314,8 +314,8 @@ class SmolVLAConfig:
     # --- presets ---
     @classmethod
     def preset(cls, name: str) -> SmolVLAConfig:
-        """'smolvla_base' (lerobot/smolvla_base's config, random weights), 'tiny' (CPU tests) or
-        'sim_small' (a small geometry that learns the simulated pick on 2 CPU cores; docs/training.md)."""
+        """'smolvla_base' (lerobot/smolvla_base's config, random weights), 'tiny' (CPU tests)
+        or 'sim_small' (learns the simulated pick on 2 CPU cores; docs/training.md)."""
         if name == 'smolvla_base':
             cams = {f'{IMAGE_PREFIX}camera{i}': PolicyFeature('VISUAL', (3, 256, 256))
                     for i in (1, 2, 3)}
