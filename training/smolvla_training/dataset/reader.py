@@ -192,12 +192,16 @@ class LeRobotDatasetReader:
             item['action'] = self._vectors['action'][np.minimum(want, last)]  # [H, D]
             item['action_is_pad'] = want > last  # [H]
         if self.decode_images:
-            t = float(item['timestamp'])
             for key in self.video_keys:
-                rel, offset = ep.videos[key]
-                rgb = self._video(rel).frame_at(offset + t)  # [H, W, 3] uint8
+                rgb = self.frame(key, i)  # [H, W, 3] uint8
                 item[key] = rgb.transpose(2, 0, 1).astype(np.float32) / 255.0  # [3, H, W]
         return item
+
+    def frame(self, key: str, i: int) -> np.ndarray:
+        """The RGB uint8 [H, W, 3] frame of video feature `key` at row `i`."""
+        ep = self._by_index[int(self._columns['episode_index'][i])]
+        rel, offset = ep.videos[key]
+        return self._video(rel).frame_at(offset + float(self._columns['timestamp'][i]))
 
     def close(self) -> None:
         for v in self._videos.values():

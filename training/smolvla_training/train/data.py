@@ -186,6 +186,11 @@ class TrainingData:
             batch[key] = self._images(key, rows)  # [B, 3, h, w] float in [0, 1]
         return batch
 
+    def valid_elements(self, rows: np.ndarray) -> int:
+        """Valid (step, action dim) elements of the chunks of `rows`: LeRobot's loss denominator."""
+        want = rows[:, None] + np.arange(self.chunk_size)[None, :]  # [B, T]
+        return int((want <= self._last[rows][:, None]).sum()) * self._action.shape[1]
+
     def describe(self, rows: np.ndarray) -> str:
         """'episode e frame f' of each row, for error messages."""
         return ', '.join(f'episode {self._episode[r]} row {r}' for r in rows[:8])
@@ -206,10 +211,8 @@ class TrainingData:
             if part.cache is not None:
                 pieces.append((sel, part.cache.get(src, local)))  # uint8 [b, 3, h, w]
             else:
-                frames = []
-                for r in local:
-                    item = _decode_row(part.reader, src, int(r))
-                    frames.append(item)
+                frames = [part.reader.frame(src, int(r)).transpose(2, 0, 1)  # [3, H, W]
+                          for r in local]
                 pieces.append((sel, np.stack(frames)))
         first = pieces[0][1]
         out = np.empty((len(rows), *first.shape[1:]), dtype=first.dtype)
@@ -217,15 +220,6 @@ class TrainingData:
             out[sel] = arr
         tensor = torch.from_numpy(out)
         return tensor.float() / 255.0 if tensor.dtype == torch.uint8 else tensor
-
-
-def _decode_row(reader: LeRobotDatasetReader, key: str, row: int) -> np.ndarray:
-    """uint8 [3, H, W] of one frame decoded from the video (the slow path without cache)."""
-    ep = reader.episode(int(reader.column('episode_index')[row]))
-    rel, offset = ep.videos[key]
-    t = float(reader.column('timestamp')[row])
-    rgb = reader._video(rel).frame_at(offset + t)  # [H, W, 3] uint8
-    return rgb.transpose(2, 0, 1)
 
 
 def augment_images(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -237,7 +231,7 @@ def augment_images(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     sim-trained policy look at the cube rather than at fixed pixels.
     """
     b = images.shape[0]
-    u = torch.rand(b, 4, generator=gen)  # [B, 4]
+    u = torch.rand(b, 3, generator=gen)  # [B, 3]
     bright = (0.8 + 0.4 * u[:, 0]).view(b, 1, 1, 1)
     contrast = (0.8 + 0.4 * u[:, 1]).view(b, 1, 1, 1)
     sat = (0.5 + 1.0 * u[:, 2]).view(b, 1, 1, 1)

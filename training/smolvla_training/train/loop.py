@@ -82,13 +82,6 @@ def _policy_config_json(policy: SmolVLAPolicy) -> dict[str, Any]:
     return policy.config.to_dict()
 
 
-def _valid_count(data: TrainingData, rows: np.ndarray) -> int:
-    """Valid (step, action dim) elements of a global batch: LeRobot's loss denominator."""
-    want = rows[:, None] + np.arange(data.chunk_size)[None, :]
-    valid = (want <= data._last[rows][:, None]).sum()
-    return int(valid) * data._action.shape[1]
-
-
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
             for k, v in batch.items()}
@@ -168,7 +161,7 @@ def train_step(run: _Run, model: nn.Module) -> tuple[float, float, np.ndarray]:
     noise = torch.randn(n_global, pc.chunk_size, pc.max_action_dim,
                         generator=run.generator)  # [G, T, max_action_dim]
     times = sample_time_with(run.generator, n_global)  # [G]
-    count = _valid_count(run.train_data, rows)
+    count = run.train_data.valid_elements(rows)
     for group in run.optimizer.param_groups:
         group['lr'] = run.schedule.lr(run.step)
     run.optimizer.zero_grad(set_to_none=True)
