@@ -59,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='std of the smooth noise on the executed arm targets (rad)')
     parser.add_argument('--speed-jitter', type=float, default=v.speed_jitter,
                         help='expert joint speed x U(1-j, 1+j) per episode')
+    parser.add_argument('--plain', action='store_true',
+                        help='no variation beyond the world\'s seeded cube (no noise, jitter or '
+                        'disturbance): the bare expert, e.g. to compare with a live recording')
     parser.add_argument('--post-success-s', type=float, default=0.5,
                         help='keep recording while the success holds this long (s)')
     parser.add_argument('--timeout-s', type=float, default=12.0,
@@ -89,8 +92,12 @@ def _configs(args: argparse.Namespace):
         raise ValueError(f'--max-attempts {attempts} is below --episodes {args.episodes}')
     check_demo_seeds(args.seed_start, attempts)
     kinds = tuple(k.strip() for k in args.perturbations.split(',') if k.strip())
-    variation = VariationConfig(noise_rad=args.noise_rad, speed_jitter=args.speed_jitter,
-                                recovery_fraction=args.recovery_fraction, kinds=kinds)
+    if args.plain:
+        variation = VariationConfig(noise_rad=0.0, speed_jitter=0.0, hover_jitter=0.0,
+                                    recovery_fraction=0.0, kinds=kinds)
+    else:
+        variation = VariationConfig(noise_rad=args.noise_rad, speed_jitter=args.speed_jitter,
+                                    recovery_fraction=args.recovery_fraction, kinds=kinds)
     config = RecordConfig(task=args.task, task_text=args.task_text,
                           camera_every=args.camera_every, image_width=args.image_width,
                           image_height=args.image_height, post_success_s=args.post_success_s,
