@@ -5,6 +5,7 @@ rest of the task as a joint trajectory, so it can be queried at any time by a ch
 (sync or async, with any latency) and it recovers from a missed grasp. Phases:
 
     approach (to a hover pose above the cube, jaws open) -> descend -> close -> settle -> lift
+    [-> carry (above the bowl) -> release, when given a PlaceTarget: the ``bowl`` task]
 
 Poses come from top-down IK (kinematics.py) with the jaws across the cube face that needs the
 least wrist roll; they are computed once per resting cube position and cached. Which phase the
@@ -20,7 +21,7 @@ import math
 import mujoco
 import numpy as np
 
-from smolvla_ros.sim.errors import SimConfigError
+from smolvla_ros.sim.errors import IKError, SimConfigError
 from smolvla_ros.sim.kinematics import ARM, TopDownIK
 from smolvla_ros.sim.world import HOME, CubePose
 
@@ -57,13 +58,30 @@ class ExpertConfig:
 
 
 @dataclass(frozen=True)
+class PlaceTarget:
+    """Where the ``bowl`` task puts the cube: the bowl's centre (m, base frame) and size."""
+
+    xy: tuple[float, float]
+    radius: float  # inner radius, m
+    height: float  # wall height, m
+    clearance: float = 0.03  # cube bottom above the wall top while carried, m
+
+    def contains(self, cube: np.ndarray, half_size: float) -> bool:
+        """The cube centre [3] is inside the bowl, below its rim (resting or settling)."""
+        return bool(np.linalg.norm(np.asarray(cube[:2]) - self.xy) < self.radius
+                    and cube[2] < self.height + half_size)
+
+
+@dataclass(frozen=True)
 class GraspPlan:
-    """Joint poses [6] of one grasp and the resting cube position [3] they were solved for."""
+    """Joint poses [6] of one grasp and the resting cube position [3] they were solved for;
+    ``carry`` (jaws closed above the bowl) only with a PlaceTarget."""
 
     cube: np.ndarray
     hover: np.ndarray
     grasp: np.ndarray
     lift: np.ndarray
+    carry: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -79,10 +97,11 @@ class ScriptedExpert:
     """Reactive joint-space pick expert (see the module docstring)."""
 
     def __init__(self, model: mujoco.MjModel, config: ExpertConfig | None = None,
-                 cube_half_size: float = 0.02) -> None:
+                 cube_half_size: float = 0.02, place: PlaceTarget | None = None) -> None:
         self.config = config or ExpertConfig()
         self.ik = TopDownIK(model)
         self.cube_half_size = cube_half_size
+        self.place = place
         self._plan: GraspPlan | None = None
 
     # -- planning --------------------------------------------------------------------------------
@@ -106,16 +125,36 @@ class ScriptedExpert:
                               max_position_error=0.015, max_axis_error=0.3)
         lift = self.ik.solve(cube.position + [0, 0, c.grasp_height + c.lift_height], jaw, grasp.q,
                              max_position_error=0.04, max_axis_error=0.5)
+        carry = None
+        if self.place is not None:
+            # The bowl is round: of the two jaw directions keep the one needing less wrist roll.
+            over = np.array([*self.place.xy, self.place.height + self.place.clearance
+                             + self.cube_half_size])
+            options = []
+            for turn in (0.0, math.pi / 2):
+                r = np.array([[math.cos(turn), -math.sin(turn), 0.0],
+                              [math.sin(turn), math.cos(turn), 0.0], [0.0, 0.0, 1.0]])
+                try:
+                    options.append(self.ik.solve(over, r @ jaw, lift.q, max_position_error=0.015,
+                                                 max_axis_error=0.3))
+                except IKError:
+                    continue
+            if not options:
+                raise IKError(f'no top-down pose reaches above the bowl at {over.tolist()}')
+            carry = np.append(min(options, key=lambda o: abs(o.q[4])).q, c.gripper_closed)
         self._plan = GraspPlan(cube.position.copy(), np.append(hover.q, c.gripper_open),
                                np.append(grasp.q, c.gripper_open),
-                               np.append(lift.q, c.gripper_closed))
+                               np.append(lift.q, c.gripper_closed), carry)
         return self._plan
 
     def segments(self, state: np.ndarray, cube: CubePose) -> list[Segment]:
         """What is left to do from joint state [6] (rad), as motions from the state."""
         c = self.config
-        p = self.plan(cube)
         arm, grip = state[:ARM], float(state[ARM])
+        if self.place is not None and self.place.contains(cube.position, self.cube_half_size):
+            # Placed: jaws open where the arm is (the cube in the bowl is not picked again).
+            return [Segment(np.append(arm, c.gripper_open), c.close_time, 'release')]
+        p = self.plan(cube)
         closed_grasp = np.append(p.grasp[:ARM], c.gripper_closed)
         lift = [self._move(closed_grasp, p.lift, 'lift')]
         travel = (grip - c.gripper_closed) / (c.gripper_open - c.gripper_closed)
@@ -124,7 +163,16 @@ class ScriptedExpert:
         lifted = cube.position[2] > p.cube[2] + 0.02
         tol = c.on_path_tolerance
         if lifted or c.empty_grip < grip < c.contact_grip:  # the jaws hold the cube: lift it
-            return [self._move(np.append(arm, c.gripper_closed), p.lift, 'lift')]
+            here = np.append(arm, c.gripper_closed)
+            if p.carry is None:
+                return [self._move(here, p.lift, 'lift')]
+            release = Segment(np.append(p.carry[:ARM], c.gripper_open), c.close_time, 'release')
+            if np.abs(arm - p.carry[:ARM]).max() < tol:
+                return [release]
+            if lifted:
+                return [self._move(here, p.carry, 'carry'), release]
+            return [self._move(here, p.lift, 'lift'), self._move(p.lift, p.carry, 'carry'),
+                    release]
         if grip <= c.empty_grip:  # closed on nothing (missed or dropped): open, start over
             here = np.append(arm, c.gripper_open)
             return [Segment(here, c.close_time, 'open'), self._move(here, p.hover, 'approach'),

@@ -15,7 +15,7 @@ import numpy as np
 
 from smolvla_ros.core.types import ActionChunkData, ObservationData
 from smolvla_ros.sim.errors import SimConfigError
-from smolvla_ros.sim.expert import ExpertConfig, ScriptedExpert
+from smolvla_ros.sim.expert import ExpertConfig, PlaceTarget, ScriptedExpert
 from smolvla_ros.sim.scene import JOINT_NAMES, SceneConfig, build_model
 from smolvla_ros.sim.world import CubePose
 
@@ -46,8 +46,11 @@ class OraclePolicy:
                  model: mujoco.MjModel | None = None) -> None:
         self.config = config or OracleConfig()
         scene = scene or SceneConfig()
+        # A scene with the bowl is the bowl task: the expert carries the cube there and lets go.
+        place = PlaceTarget(scene.bowl_xy, scene.bowl_radius, scene.bowl_height) \
+            if scene.bowl else None
         self.expert = ScriptedExpert(model if model is not None else build_model(scene), expert,
-                                     cube_half_size=scene.cube_half_size)
+                                     cube_half_size=scene.cube_half_size, place=place)
 
     def predict(self, observation: ObservationData, cube: CubePose) -> ActionChunkData:
         names = observation.joint_names

@@ -76,3 +76,27 @@ def test_oracle_through_executor_core_picks_the_cube(world: SimWorld, mode: str)
         assert result.starvation_ticks == 0
     else:
         assert result.starvation_ticks > 0  # sync waits for every chunk
+
+
+@pytest.mark.parametrize('seed', [0, 7])
+def test_oracle_puts_the_cube_in_the_bowl_in_the_bowl_scene(seed: int) -> None:
+    from smolvla_ros.sim.scene import SceneConfig
+    from smolvla_ros.sim.success import SuccessConfig
+    scene = SceneConfig(bowl=True)
+    bowl_world = SimWorld(scene, SuccessConfig(task='bowl'))
+    oracle = OraclePolicy(model=bowl_world.model, scene=scene)
+    cube = None
+    phases = []
+
+    def watch(w: SimWorld, t: float) -> None:
+        nonlocal cube
+        cube = w.cube_pose()
+        phases.append(oracle.expert.phase(w.joint_positions(), cube))
+
+    result = run_episode(bowl_world, oracle, RunConfig(timeout_s=12.0), seed, on_tick=watch)
+    assert result.success and bowl_world.success().in_bowl, (seed, cube.position)
+    # It lifted the cube, carried it over the bowl and let go there, in that order.
+    order = [p for i, p in enumerate(phases) if i == 0 or phases[i - 1] != p]
+    assert order.index('lift') < order.index('carry') < order.index('release'), order
+    # A cube already in the bowl is left there: the expert only opens its jaws.
+    assert oracle.expert.phase(bowl_world.joint_positions(), bowl_world.cube_pose()) == 'release'
