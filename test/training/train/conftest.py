@@ -34,5 +34,6 @@ def run_train(*args: str, cwd: Path | None = None, timeout: float = 240,
                f'--nproc_per_node={torchrun}', '-m', 'smolvla_training.train.cli']
     else:
         cmd = [sys.executable, '-m', 'smolvla_training.train.cli']
-    return subprocess.run([*cmd, *args, '--no-progress'], capture_output=True, text=True,
+    extra = [] if args[:1] == ("plot",) else ["--no-progress"]
+    return subprocess.run([*cmd, *args, *extra], capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=cwd)

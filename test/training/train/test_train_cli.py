@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from conftest import DATASET, run_train
+import numpy as np
 import pytest
 from safetensors.torch import load_file
 import torch
@@ -57,6 +58,27 @@ def test_finetune_lerobot_checkpoint_on_lerobot_dataset(tmp_path: Path,
         'observation.images.top': torch.rand(1, 3, 48, 64),
         'observation.images.wrist': torch.rand(1, 3, 48, 64)})
     assert chunk.shape == (1, 10, 6) and torch.isfinite(chunk).all()
+    _serves_like_policy_server(ckpt / 'pretrained_model')
+
+
+def _serves_like_policy_server(directory: Path) -> None:
+    """Load and answer through policy/serving.py, the code policy_server runs (no ROS here)."""
+    from smolvla_ros.core.contract import default_contract_path, load_contract
+    from smolvla_ros.core.dataset_units import DatasetUnits
+    from smolvla_ros.core.inference_worker import InferenceWorker, WorkerConfig
+    from smolvla_ros.core.policy_io import PolicyIO, parse_rename_map
+    from smolvla_ros.policy.serving import load_policy, predict_fn, warmup_observation
+
+    contract = load_contract(default_contract_path())
+    io = PolicyIO(contract, DatasetUnits.from_contract(contract),
+                  parse_rename_map('front=observation.images.top', contract))
+    policy = load_policy(str(directory), io)
+    worker = InferenceWorker(predict_fn(policy), io, WorkerConfig(policy.config.chunk_size))
+    try:
+        chunk = worker.answer(warmup_observation(io))
+    finally:
+        worker.shutdown()
+    assert chunk.positions.shape == (10, 6) and np.isfinite(chunk.positions).all()
 
 
 def test_short_overfit_lowers_the_loss_on_a_fixed_batch(tmp_path: Path,

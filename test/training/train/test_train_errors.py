@@ -73,3 +73,13 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
     assert int(last.name) == failed_at - 1  # (deterministic: the sample order is seeded)
     from smolvla_ros.policy.policy import SmolVLAPolicy
     SmolVLAPolicy.from_pretrained(last / 'pretrained_model')  # the last good one loads
+
+
+def test_plot_subcommand_redraws_the_curves(tmp_path: Path) -> None:
+    rows = [{'step': s, 'loss': 1.0 / s, 'lr': 1e-4} for s in range(1, 6)]
+    rows.append({'step': 5, 'val_loss': 0.3})
+    (tmp_path / 'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    res = run_train('plot', str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / 'training.png').read_bytes()[:4] == b'\x89PNG'
+    assert run_train('plot', str(tmp_path / 'nothing')).returncode == 2
