@@ -171,12 +171,14 @@ class Disturber:
         return target
 
     def _about_to_grasp(self, world: SimWorld) -> bool:
-        """The jaws are just above the resting cube (descending onto it), not yet touching."""
+        """The jaws are descending onto the resting cube, below the hover pose (so the bump
+        comes too late for the current plan: the jaws close on nothing), not yet touching."""
         cube = world.cube_pose().position
         site = world.grasp_site_position()
         resting = abs(cube[2] - world.cube_start[2]) < 0.003
         above = site[2] - cube[2]
-        return resting and 0.025 < above < 0.05 and np.linalg.norm(site[:2] - cube[:2]) < 0.03
+        top = min(0.05, self.v.expert.hover_height - 0.01)
+        return resting and 0.02 < above < top and np.linalg.norm(site[:2] - cube[:2]) < 0.03
 
     def _move_cube(self, world: SimWorld) -> None:
         """Move the cube by the drawn offset, kept inside the reachable area."""

@@ -151,6 +151,13 @@ def test_only_successful_episodes_are_recorded_and_failures_are_counted(tmp_path
     assert not list(out.glob('seed_*')) and not (out / 'failed').exists()
     lines = [json.loads(t) for t in (out / 'episodes.jsonl').read_text().splitlines()]
     assert [(ln['seed'], ln['success']) for ln in lines] == [(0, False), (1, False), (2, False)]
+    # --resume runs only the seeds the manifest does not have yet.
+    assert main(['sim-record', '--episodes', '2', '--out', str(out), '--timeout-s', '0.5',
+                 '--max-attempts', '4', '--resume', *SMALL]) == 1
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary['failed_seeds'] == [0, 1, 2, 3] and summary['attempts_per_min'] > 0
+    lines = [json.loads(t) for t in (out / 'episodes.jsonl').read_text().splitlines()]
+    assert [ln['seed'] for ln in lines] == [0, 1, 2, 3]
     # --keep-failures writes them apart, where a glob of the kept bags does not reach them.
     out = tmp_path / 'kept'
     assert main(['sim-record', '--episodes', '1', '--out', str(out), '--timeout-s', '0.5',
