@@ -96,6 +96,7 @@ class SimWorld:
         mujoco.mj_forward(self.model, self.data)
         self.cube_start = self.data.qpos[q:q + 3].copy()
         self.episode += 1
+        self._clock = float(self.data.time)  # advance()'s requested time
 
     def move_cube(self, x: float, y: float) -> None:
         """Put the cube at (x, y) m, same height and orientation, at rest (as a hand would move
@@ -125,8 +126,14 @@ class SimWorld:
             mujoco.mj_step(self.model, self.data)
 
     def advance(self, seconds: float) -> int:
-        """Step for `seconds` of sim time (rounded to whole steps); returns the steps taken."""
-        n = max(0, round(seconds / self.model.opt.timestep))
+        """Step for `seconds` of sim time; returns the steps taken.
+
+        The requested time accumulates and the physics steps to its nearest whole step, so a
+        30 Hz tick (16.67 steps of 2 ms) does not round to 17 every time and run the physics 2 %
+        ahead of the executor's clock (sim-record's demonstrations are timed exactly this way).
+        """
+        self._clock += seconds
+        n = max(0, round((self._clock - float(self.data.time)) / self.model.opt.timestep))
         self.step(n)
         return n
 
