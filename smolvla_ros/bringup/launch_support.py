@@ -32,6 +32,7 @@ from smolvla_ros.bringup.resolve import (
     parameter_files,
     resolve_profile,
 )
+from smolvla_ros.bringup.supervisor import describe_returncode
 
 
 def profile_launch_description(profile: str | Path) -> Any:
@@ -121,20 +122,32 @@ def _condition(condition: ResolvedCondition) -> Any:
 
 
 def exit_handler(entry: NodeLaunch | ProcessLaunch) -> Callable[[Any, Any], list[Any]] | None:
-    """``on_exit`` for launch: the supervisor's rules (see supervisor.py) as log + Shutdown."""
+    """``on_exit`` for launch: the supervisor's rules (see supervisor.py) as log + Shutdown.
+
+    Only for an exit on the process's own account. Once launch is shutting down (Ctrl-C, another
+    process's Shutdown, the end of a probe) every process exits because it was told to, and
+    launch's own "process has finished cleanly" line says all there is: the handler then returns
+    nothing, rather than a "required process ... exited" line and a further Shutdown for each.
+    ``context.is_shutdown`` is launch's flag for that; it is set when the shutdown begins, before
+    any process has been signalled by launch. The wording is the supervisor's
+    (:func:`~smolvla_ros.bringup.supervisor.describe_returncode`), so both front ends say the same.
+    """
     if not (entry.required or entry.shutdown_on_exit):
         return None
 
     def on_exit(event: Any, context: Any) -> list[Any]:
+        if context.is_shutdown:
+            return []
         from launch.actions import LogInfo, Shutdown
 
         code = event.returncode
+        what = describe_returncode(code)
         if entry.shutdown_on_exit and code == 0:
             reason = f'{entry.name} finished successfully (shutdown_on_exit)'
         elif entry.shutdown_on_exit:
-            reason = f'{entry.name} failed with exit code {code} (shutdown_on_exit)'
+            reason = f'{entry.name} failed with {what} (shutdown_on_exit)'
         else:
-            reason = f'required process {entry.name} exited with exit code {code}'
+            reason = f'required process {entry.name} exited with {what}'
         return [LogInfo(msg=f'[bringup] {reason}'), Shutdown(reason=reason)]
 
     return on_exit

@@ -1,26 +1,37 @@
 """The "never drift" test: a launch file and `smolvla-ros up` start the same command lines.
 
-`launch` and `launch_ros` are not installable here, so small stand-ins that record their
-constructor arguments are put into sys.modules. The launch file is then run as `ros2 launch` would
-(generate_launch_description, argument defaults + command-line values, the OpaqueFunction), and
-each recorded Node/ExecuteProcess is turned into the command line launch_ros builds from it:
-`EXE ARGS --ros-args -r __node:=NAME [-r __ns:=NS] --params-file F... -r FROM:=TO...`. That must
-equal what `up` runs for the same profile and arguments, parameter file contents included.
+Twice. With stand-ins: small classes that record their constructor arguments are put into
+sys.modules for `launch` and `launch_ros` (which a plain pip-only venv lacks); the launch file is
+run as `ros2 launch` would (generate_launch_description, argument defaults + command-line values,
+the OpaqueFunction), and each recorded Node/ExecuteProcess is turned into the command line
+launch_ros builds from it: `EXE ARGS --ros-args -r __node:=NAME [-r __ns:=NS] --params-file F...
+-r FROM:=TO...`. And with the real library (`make ros2-launch`; skipped without it): the real
+`ros2 launch` starts stub programs in place of every node and process, each of which records its
+argv, the parameter files it was given, its working directory and environment. Either way the
+result must equal what `up` runs for the same profile and arguments, parameter file contents
+included.
 """
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 import runpy
+import signal
+import subprocess
 import sys
+import textwrap
 import types
 
 import pytest
+from real_launch import launch_env, make_ament_prefix, require_real_launch, ros2_executable
+from waiting import wait_until
 import yaml
 
 from smolvla_ros.bringup.executables import Lookup
 from smolvla_ros.bringup.launch_support import profile_launch_description
 from smolvla_ros.bringup.profile import load_profile
-from smolvla_ros.bringup.resolve import resolve_profile
+from smolvla_ros.bringup.resolve import NodeLaunch, resolve_profile
 from smolvla_ros.bringup.up import build_process_specs
 from smolvla_ros.paths import share_dir
 
@@ -58,10 +69,11 @@ def fake_launch(monkeypatch: pytest.MonkeyPatch) -> dict[str, type]:
 
 
 class _Context:
-    """The part of launch's LaunchContext the OpaqueFunction reads."""
+    """The part of launch's LaunchContext our OpaqueFunction and on_exit handlers read."""
 
     def __init__(self, configurations: dict[str, str]) -> None:
         self.launch_configurations = configurations
+        self.is_shutdown = False
 
 
 def _run_launch(description: Recorded, given: dict[str, str], fake: dict[str, type]) -> list:
@@ -221,4 +233,148 @@ def test_exit_handlers_shut_launch_down_with_the_supervisor_reasons(fake_launch)
     assert fire(probe, 0) == 'predict_probe finished successfully (shutdown_on_exit)'
     assert fire(probe, 1) == 'predict_probe failed with exit code 1 (shutdown_on_exit)'
     assert fire(server, 0) == 'required process null_policy_server exited with exit code 0'
+    assert fire(server, -9) == 'required process null_policy_server exited with killed by SIGKILL'
+
+
+def test_exit_handlers_stay_silent_once_launch_is_shutting_down(fake_launch) -> None:
+    """An exit during a shutdown was asked for: no log line, no second Shutdown."""
+    launched = _run_launch(profile_launch_description('probe'), {}, fake_launch)
+    context = _Context({})
+    context.is_shutdown = True
+    for action in launched:
+        for code in (0, 1, -2):
+            event = types.SimpleNamespace(returncode=code)
+            assert action.kwargs['on_exit'](event, context) == []
+
+
+# -- the same comparison with the real launch / launch_ros -------------------------------------
+
+# Stands in for every node and process: records what it was started with, then waits to be
+# stopped (launch's SIGINT at the end of the test).
+STUB = f'''#!{sys.executable}
+import json, os, signal, sys, time
+from pathlib import Path
+args = sys.argv[1:]
+params = {{args[i + 1]: Path(args[i + 1]).read_text()
+          for i, a in enumerate(args) if a == '--params-file'}}
+record = {{'argv': sys.argv, 'params': params, 'cwd': os.getcwd(), 'env': dict(os.environ)}}
+folder = Path(os.environ['STUB_RECORD_DIR'])
+(folder / f'.{{os.getpid()}}').write_text(json.dumps(record))
+os.rename(folder / f'.{{os.getpid()}}', folder / f'{{os.getpid()}}.json')
+signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+time.sleep(120)
+'''
+RECORD_S = 60.0  # wall bound: every stub started and recorded (failure only)
+
+
+def _recorded_name(record: dict) -> str:
+    """The node name (-r __node:=NAME) or, for a plain process, the program's name."""
+    argv = record['argv']
+    names = [a.split(':=', 1)[1] for a in argv if a.startswith('__node:=')]
+    return names[0] if names else Path(argv[0]).name
+
+
+def _normalize_recorded(record: dict) -> list:
+    """_normalize for a stub's record: parameter files by the content the stub read."""
+    out: list = [Path(record['argv'][0]).name]
+    items = iter(record['argv'][1:])
+    for item in items:
+        out.append(item)
+        if item == '--params-file':
+            out.append(yaml.safe_load(record['params'][next(items)]))
+    return out
+
+
+def _real_launch_records(cmd: list[str], env: dict[str, str], expected: int,
+                         records: Path) -> dict[str, dict]:
+    """Run `ros2 launch`, wait for ``expected`` stub records, stop it with SIGINT."""
+    records.mkdir()
+    env = dict(env, STUB_RECORD_DIR=str(records))
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        started = wait_until(lambda: len(list(records.glob('*.json'))) >= expected, RECORD_S)
+        proc.send_signal(signal.SIGINT)  # non-interactive: launch forwards it to the stubs
+        out, _ = proc.communicate(timeout=RECORD_S)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    found = [json.loads(p.read_text()) for p in sorted(records.glob('*.json'))]
+    assert started and len(found) == expected, out
+    return {_recorded_name(r): r for r in found}
+
+
+def _stub(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(STUB)
+    path.chmod(0o755)
+    return path
+
+
+def _assert_real_launch_equals_up(profile_ref: str | Path, launch_args: list[str],
+                                  given: dict[str, str], ros_env: dict[str, str],
+                                  tmp_path: Path) -> list[str]:
+    """`ros2 launch LAUNCH_ARGS name:=value...` starts exactly what `up` would."""
+    require_real_launch()
+    profile = load_profile(profile_ref)
+    resolved = resolve_profile(profile, given)
+    nodes = {n.executable: _stub(tmp_path / 'nodes' / n.executable) for n in resolved.nodes}
+    prefix = make_ament_prefix(tmp_path / 'prefix', executables=nodes)
+    for entry in resolved.processes:  # plain programs are found on PATH, by both front ends
+        _stub(tmp_path / 'launch-bin' / entry.cmd[0])
+    env = launch_env(ros_env, prefix)
+    env['PATH'] = os.pathsep.join([str(tmp_path / 'launch-bin'), env['PATH']])
+
+    params_dir = tmp_path / 'up-params'
+    params_dir.mkdir()
+    programs = [e.executable for e in resolved.nodes] + [e.cmd[0] for e in resolved.processes]
+    specs = build_process_specs(resolved, params_dir, lookup=_stub_lookup(tmp_path, programs),
+                                environ={})
+    cmd = [str(ros2_executable()), 'launch', *launch_args,
+           *(f'{k}:={v}' for k, v in given.items())]
+    launched = _real_launch_records(cmd, env, len(specs), tmp_path / 'records')
+    entries = {e.name: e for e in resolved.entries()}
+
+    def key(spec) -> str:  # how _recorded_name names the stub that stood in for it
+        return spec.name if isinstance(entries[spec.name], NodeLaunch) else Path(spec.argv[0]).name
+
+    assert sorted(launched) == sorted(key(s) for s in specs)
+    for spec in specs:
+        record = launched[key(spec)]
+        assert _normalize_recorded(record) == _normalize(spec.argv), spec.name
+        declared = dict(entries[spec.name].env)  # the profile's env for this entry
+        assert {k: record['env'].get(k) for k in declared} == declared, spec.name
+        if spec.cwd is not None:
+            assert Path(record['cwd']) == Path(spec.cwd), spec.name
+    return [s.name for s in specs]
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize('given', [
+    {}, {'count': '7', 'namespace': 'so101', 'image_size': '224'}, {'server': 'false'}])
+def test_real_ros2_launch_of_probe_equals_up(given, ros_env, tmp_path: Path) -> None:
+    names = _assert_real_launch_equals_up('probe', ['smolvla_ros', 'probe.launch.py'], given,
+                                          ros_env, tmp_path)
+    assert names == (['predict_probe'] if given.get('server') == 'false'
+                     else ['null_policy_server', 'predict_probe'])
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize('given', [{'robot': 'so101'}, {'robot': 'arm2', 'sim': 'false'}])
+def test_real_ros2_launch_of_rich_profile_equals_up(given, write_profile, ros_env,
+                                                    tmp_path: Path) -> None:
+    path = write_profile(RICH)
+    launch_file = tmp_path / 'rich.launch.py'
+    launch_file.write_text(textwrap.dedent(f'''\
+        from smolvla_ros.bringup.launch_support import profile_launch_description
+
+
+        def generate_launch_description():
+            return profile_launch_description({str(path)!r})
+        '''))
+    names = _assert_real_launch_equals_up(path, [str(launch_file)], given, ros_env, tmp_path)
+    assert names == (['bus', 'driver'] if given.get('sim') != 'false'
+                     else ['driver', 'real_camera'])
 
