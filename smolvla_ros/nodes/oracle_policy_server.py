@@ -14,11 +14,18 @@ during the emulated latency (the previous version slept inside the service callb
 blocked it), and every callback runs on the executor thread, so the pose needs no lock: the
 thread gets the pose object current when the request arrived. One request at a time, as before:
 the service has a mutually exclusive group of its own and the next request waits in its queue.
+
+A cube the expert cannot reach (IKError, e.g. pushed out of the workspace) would otherwise be
+answered with a failure for ever while the arm holds: the failure answer names it, and the server
+publishes ``sim/give_up`` once per episode (the episode number from the simulator's
+``sim/episode`` events), on which so101_sim records a failure and starts the next episode.
 """
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from functools import partial
+import json
 import sys
 import time
 
@@ -26,7 +33,9 @@ from geometry_msgs.msg import PoseStamped
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile
 from smolvla_msgs.srv import PredictChunk
+from std_msgs.msg import String
 
 from smolvla_ros.core.contract import default_contract_path, load_contract
 from smolvla_ros.core.types import ActionChunkData, ObservationData
@@ -35,6 +44,7 @@ from smolvla_ros.nodes.params import read_only_parameter
 from smolvla_ros.ros.chunk import chunk_to_msg
 from smolvla_ros.ros.errors import ConversionError
 from smolvla_ros.ros.observation import msg_to_observation
+from smolvla_ros.sim.errors import IKError
 from smolvla_ros.sim.oracle import OracleConfig, OraclePolicy
 from smolvla_ros.sim.world import CubePose
 
@@ -54,6 +64,12 @@ class OraclePolicyServer(Node):
         self._pool = ThreadPoolExecutor(1, 'oracle')
         self._result = ThreadResult(self)
         self.create_subscription(PoseStamped, 'sim/cube_pose', self._on_cube, 10)
+        self._episode: int | None = None  # the simulator's current episode, once known
+        self._gave_up: int | None | bool = False  # the episode given up (False: none yet)
+        latched = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.create_subscription(String, 'sim/episode', self._on_episode, latched)
+        self._give_up_pub = self.create_publisher(String, 'sim/give_up', 10)
+        self._max_sizes = {c: contract.max_frame_size(c) for c in contract.camera_names}
         # A group of its own: an awaiting request holds it, and the pose must still arrive.
         self._service = self.create_service(PredictChunk, 'predict_chunk', self._on_request,
                                             callback_group=MutuallyExclusiveCallbackGroup())
@@ -64,6 +80,21 @@ class OraclePolicyServer(Node):
     def _on_cube(self, msg: PoseStamped) -> None:
         p, q = msg.pose.position, msg.pose.orientation
         self._cube = CubePose(np.array([p.x, p.y, p.z]), np.array([q.w, q.x, q.y, q.z]))
+
+    def _on_episode(self, msg: String) -> None:
+        with suppress(ValueError, TypeError, KeyError):  # else not an event of ours to read
+            self._episode = int(json.loads(msg.data)['episode'])
+
+    def _give_up(self, reason: str) -> str:
+        """Ask the simulator to end this episode (once per episode); what the answer says."""
+        if self._gave_up is not False and self._gave_up == self._episode:
+            return f'episode {self._episode} already given up'
+        self._gave_up = self._episode
+        self._give_up_pub.publish(String(data=json.dumps({'episode': self._episode,
+                                                          'reason': reason})))
+        self.get_logger().error(f'episode {self._episode}: {reason}; asked so101_sim to end it '
+                                '(sim/give_up)')
+        return f'episode {self._episode} given up (sim/give_up)'
 
     def _predict(self, obs: ObservationData, cube: CubePose, start: float) -> ActionChunkData:
         """In the oracle thread: the expert's chunk, returned ``extra_latency_s`` after start."""
@@ -83,8 +114,12 @@ class OraclePolicyServer(Node):
         try:
             if cube is None:
                 raise RuntimeError('no sim/cube_pose received yet (is so101_sim running?)')
-            obs = msg_to_observation(msg)
+            obs = msg_to_observation(msg, max_sizes=self._max_sizes)
             chunk = await self._result.wait(self._pool.submit(self._predict, obs, cube, start))
+        except IKError as exc:  # the cube is out of reach: end the episode, not the demo
+            response.success = False
+            response.message = f'IKError: {exc}; {self._give_up(f"IKError: {exc}")}'
+            return response
         except (ConversionError, ValueError, RuntimeError) as exc:
             response.success, response.message = False, f'{type(exc).__name__}: {exc}'
             self.get_logger().warning(response.message, throttle_duration_sec=1.0)

@@ -12,8 +12,16 @@ with torque off leaves its joint limp. Published (relative names):
   ~70 ms for both cameras at 640x480 on 2 cores, so keep the rate modest);
 - ``sim/cube_pose`` (geometry_msgs/PoseStamped, base frame; privileged, for the oracle);
 - ``sim/success`` (std_msgs/Bool, every tick) and ``sim/episode`` (std_msgs/String JSON events:
-  reset / success, transient-local);
+  reset / success / failure, transient-local; a failure carries its ``reason``);
 - service ``sim/reset`` (std_srvs/Trigger): next seeded episode.
+
+An episode that cannot succeed must end visibly instead of leaving the demo stuck (a cube pushed
+out of the arm's reach left the oracle answering IKError forever): a policy that knows it cannot
+go on publishes ``sim/give_up`` (std_msgs/String, JSON ``{"episode": N, "reason": "..."}``; a
+give-up for another episode is ignored), and, when ``episode_timeout_s`` is set, an episode
+without success for that long in simulated time ends too. Either way the simulator publishes a ``failure``
+event with the reason, logs it, and starts the next seeded episode (a ``reset`` event, which the
+executor's ``reset_topic`` turns into a cleared plan).
 
 On shutdown the bus stays served until the driver has turned torque off (at most
 ``release_grace_s``; sim/bus_release.py), so that the driver's release does not race the
@@ -75,10 +83,15 @@ class So101Sim(Node):
                                  'served for the driver to turn torque off (s)')
         self.bus_report_file = p('bus_report_file', '', 'on shutdown, write the servos\' final '
                                  'state (torque, goal, position) here as JSON; empty: do not')
+        self.episode_timeout_s = p('episode_timeout_s', 0.0, 'an episode without success fails '
+                                   'and the next starts after this much simulated time (s); 0: '
+                                   'never (teleoperation and tests run for as long as they like)')
         if not cal_file:
             raise ValueError('parameter calibration_file is required')
         if not 0.5 <= self.camera_hz <= 60 or not 10 <= physics_hz <= 1000:
             raise ValueError('camera_hz must be in [0.5, 60] and physics_hz in [10, 1000]')
+        if self.episode_timeout_s < 0.0:
+            raise ValueError(f'episode_timeout_s must be >= 0, got {self.episode_timeout_s}')
         if not 0.0 <= self.release_grace_s <= 5.0:  # within run_node's cleanup bound (8 s)
             raise ValueError(f'release_grace_s must be in [0, 5], got {self.release_grace_s}')
         calibration = load_calibration(cal_file)
@@ -113,7 +126,9 @@ class So101Sim(Node):
         self._success_pub = self.create_publisher(Bool, 'sim/success', 10)
         self._episode_pub = self.create_publisher(String, 'sim/episode', latched)
         self.create_service(Trigger, 'sim/reset', self._on_reset)
+        self.create_subscription(String, 'sim/give_up', self._on_give_up, 10)
         self._succeeded = False
+        self._had_success = False  # in this episode
         self._last = time.monotonic()
         self.create_timer(1.0 / physics_hz, self._on_physics)
         if self.cameras:
@@ -146,6 +161,10 @@ class So101Sim(Node):
         if success and not self._succeeded:
             self._event('success')
         self._succeeded = success
+        self._had_success |= success
+        if (self.episode_timeout_s and not self._had_success
+                and w.time >= self.episode_timeout_s):
+            self._fail(f'no success within {self.episode_timeout_s:g} s of simulated time')
 
     def _on_camera(self) -> None:
         stamp_ns = self.get_clock().now().nanoseconds
@@ -162,17 +181,39 @@ class So101Sim(Node):
             info.header.stamp = ns_to_stamp(stamp_ns)
             self._info_pubs[cam.name].publish(info)
 
-    def _event(self, kind: str) -> None:
+    def _event(self, kind: str, **extra: object) -> None:
         w = self.world
         self._episode_pub.publish(String(data=json.dumps({
             'event': kind, 'episode': w.episode, 'seed': w.seed, 'sim_time': w.time,
-            'cube_start': [float(v) for v in w.cube_start]})))
+            'cube_start': [float(v) for v in w.cube_start], **extra})))
 
-    def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
+    def _reset(self) -> None:
         self.world.reset()
         self.emulator.set_actual_positions(self.bridge.actual_ticks(self.world.joint_positions()))
-        self._succeeded = False
+        self._succeeded = self._had_success = False
         self._event('reset')
+
+    def _fail(self, reason: str) -> None:
+        """End the episode as a failure (a visible event and log line), then start the next."""
+        self.get_logger().warning(f'episode {self.world.episode} (seed {self.world.seed}) '
+                                  f'failed: {reason}; starting the next episode')
+        self._event('failure', reason=reason)
+        self._reset()
+
+    def _on_give_up(self, msg: String) -> None:
+        try:
+            data = json.loads(msg.data)
+            reason, episode = str(data['reason']), data.get('episode')
+        except (ValueError, TypeError, KeyError) as exc:
+            self.get_logger().warning(f'sim/give_up ignored (want JSON with "reason"): {exc}',
+                                      throttle_duration_sec=5.0)
+            return
+        if episode is not None and episode != self.world.episode:
+            return  # a late give-up for an episode that already ended
+        self._fail(f'a policy gave up: {reason}')
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
+        self._reset()
         response.success = True
         response.message = f'episode {self.world.episode}, seed {self.world.seed}'
         return response

@@ -2,6 +2,8 @@
 concurrent slow requests while the cube pose keeps arriving on a single-threaded executor."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -79,3 +81,45 @@ def test_oracle_answers_concurrent_slow_requests_while_poses_keep_arriving(rclpy
         assert response.success, response.message
         assert response.chunk.request_id == rid and response.chunk.inference_ms >= EXTRA_MS
         assert len(response.chunk.positions) == 50 * 6
+
+
+def test_an_unreachable_cube_gives_the_episode_up_once(rclpy_context) -> None:
+    """IKError must not leave the demo answering failures for ever: the server asks so101_sim
+    (sim/give_up) to end the episode, once per episode, and says so in the failure answer."""
+    import json
+
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+    from std_msgs.msg import String
+
+    server = OraclePolicyServer(context=rclpy_context)
+    client_node = rclpy.create_node('oracle_client', context=rclpy_context)
+    client = client_node.create_client(PredictChunk, 'predict_chunk')
+    latched = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    episodes = client_node.create_publisher(String, 'sim/episode', latched)
+    episodes.publish(String(data=json.dumps({'event': 'reset', 'episode': 4})))
+    pose = PoseStamped()  # a cube 1 m away: no top-down pose reaches it
+    pose.pose.position.x, pose.pose.position.z, pose.pose.orientation.w = 1.0, 0.015, 1.0
+    poses = client_node.create_publisher(PoseStamped, 'sim/cube_pose', 10)
+    client_node.create_timer(0.05, lambda: poses.publish(pose))
+    gave_up: list[dict] = []
+    client_node.create_subscription(String, 'sim/give_up',
+                                    lambda m: gave_up.append(json.loads(m.data)), 10)
+    answers = []
+    try:
+        with Spin(rclpy_context, server, client_node):
+            assert client.wait_for_service(timeout_sec=10.0)
+            assert wait_until(lambda: server._cube is not None and server._episode == 4, 30.0)
+            for rid in (1, 2):
+                future = client.call_async(_request(rid))
+                assert wait_until(future.done, 30.0), 'no answer'
+                answers.append(future.result())
+            assert wait_until(lambda: gave_up, 10.0)
+            time.sleep(0.3)  # a second give-up would arrive by now
+    finally:
+        client_node.destroy_node()
+        server.destroy_node()
+    assert not answers[0].success and answers[0].message.startswith('IKError: no top-down pose')
+    assert 'episode 4 given up (sim/give_up)' in answers[0].message
+    assert not answers[1].success and 'episode 4 already given up' in answers[1].message
+    assert len(gave_up) == 1 and gave_up[0]['episode'] == 4
+    assert 'IKError' in gave_up[0]['reason']

@@ -101,3 +101,48 @@ def test_driver_reads_sim_joints_and_commands_move_them(rclpy_context, tmp_path:
                 node.shutdown()
             node.destroy_node()
 
+
+
+def test_a_give_up_or_a_timeout_ends_the_episode_with_a_failure_event(rclpy_context,
+                                                                     tmp_path: Path) -> None:
+    """A stuck episode (the cube out of the oracle's reach) must end visibly, not hang the demo."""
+    import json
+
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+    from std_msgs.msg import String
+
+    sim = So101Sim(context=rclpy_context, parameter_overrides=[
+        Parameter('port', value=str(tmp_path / 'so101_sim_bus')),
+        Parameter('calibration_file', value=CAL), Parameter('image_width', value=80),
+        Parameter('image_height', value=60), Parameter('camera_hz', value=1.0),
+        Parameter('episode_timeout_s', value=1.5)])
+    helper = rclpy.create_node('helper', context=rclpy_context)
+    events: list[dict] = []
+    latched = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    helper.create_subscription(String, 'sim/episode', lambda m: events.append(json.loads(m.data)),
+                               latched)
+    give_up = helper.create_publisher(String, 'sim/give_up', 10)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    for node in (sim, helper):
+        executor.add_node(node)
+
+    def kinds() -> list[tuple[str, int]]:
+        return [(e['event'], e['episode']) for e in events]
+    try:
+        assert _spin_until(executor, lambda: ('reset', 0) in kinds()
+                           and give_up.get_subscription_count() > 0, 20.0), events
+        give_up.publish(String(data=json.dumps({'episode': 0, 'reason': 'IKError: unreachable'})))
+        assert _spin_until(executor, lambda: ('reset', 1) in kinds(), 10.0), events
+        failure = next(e for e in events if e['event'] == 'failure')
+        assert failure['episode'] == 0 and 'IKError: unreachable' in failure['reason']
+        assert kinds().index(('failure', 0)) < kinds().index(('reset', 1))
+        give_up.publish(String(data=json.dumps({'episode': 0, 'reason': 'STALE'})))  # ignored
+        # Episode 1 sees no success: it times out after 1.5 s of simulated time.
+        assert _spin_until(executor, lambda: ('failure', 1) in kinds(), 20.0), events
+        failure = [e for e in events if e['event'] == 'failure'][-1]
+        assert 'no success within 1.5 s' in failure['reason'] and failure['sim_time'] >= 1.5
+        assert not any('STALE' in e.get('reason', '') for e in events)
+    finally:
+        executor.shutdown()
+        helper.destroy_node()
+        sim.destroy_node()
