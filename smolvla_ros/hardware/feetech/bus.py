@@ -62,6 +62,15 @@ _RESULT_KIND = {
     scs.COMM_RX_CORRUPT: 'corrupt',
     scs.COMM_NOT_AVAILABLE: 'not_available',
 }
+# Why a servo failed the connect handshake (CommunicationError.reason), by the last attempt's kind.
+_HANDSHAKE_REASONS = {'timeout': 'no_answer', 'corrupt': 'corrupt_replies',
+                      'short_reply': 'short_replies'}
+_HANDSHAKE_HINTS = {
+    'no_answer': 'no answer (check power, cabling and ids)',
+    'corrupt_replies': 'corrupt replies (bad checksums: noise on the bus, a loose cable, or two '
+                       'servos with the same id)',
+    'short_replies': 'replies cut short (a loose cable or a baud-rate mismatch)',
+}
 
 
 @dataclass(frozen=True)
@@ -224,8 +233,9 @@ class FeetechBus:
     def connect(self, handshake: bool = True) -> None:
         """Open the port; with `handshake`, ping every motor and check its model number.
 
-        Raises PortError when the port cannot be opened and CommunicationError (reason
-        'no_answer' or 'wrong_model') naming the motors that fail the handshake.
+        Raises PortError when the port cannot be opened and CommunicationError naming the motors
+        that fail the handshake, with the reason of the first of them: 'no_answer',
+        'corrupt_replies', 'short_replies' (the detail says it for each) or 'wrong_model'.
         """
         with self._lock:
             if self._port is not None:
@@ -250,16 +260,24 @@ class FeetechBus:
                 raise
 
     def _handshake(self) -> None:
-        missing, wrong = [], []
+        failed: dict[str, list[str]] = {}  # handshake reason -> motors, in motor order
+        wrong = []
         for name, motor in self.motors.items():
-            model = self.ping(name)
-            if model is None:
-                missing.append(name)
-            elif model != MODEL_NUMBERS[motor.model]:
+            try:
+                model = self._run([name], lambda n=name, i=motor.id: self._ping_once(n, i))
+            except CommunicationError as exc:  # the last attempt's kind says why
+                failed.setdefault(_HANDSHAKE_REASONS.get(exc.reason, exc.reason), []).append(name)
+                continue
+            if model != MODEL_NUMBERS[motor.model]:
                 wrong.append(f'{name}: model {model}, expected {MODEL_NUMBERS[motor.model]}')
-        if missing:
-            raise CommunicationError(', '.join(missing), 'no_answer',
-                                     f'on {self.port}; check power, cabling and ids')
+        if failed:
+            # A servo that answers with bad checksums is there: saying 'no answer' sends the user
+            # looking for a power or id problem instead of noise, a loose cable or an id clash.
+            motors = [m for names in failed.values() for m in names]
+            detail = '; '.join(f'{", ".join(names)}: {_HANDSHAKE_HINTS.get(reason, reason)}'
+                               for reason, names in failed.items())
+            raise CommunicationError(', '.join(motors), next(iter(failed)),
+                                     f'on {self.port}: {detail}')
         if wrong:
             raise CommunicationError(', '.join(w.split(':')[0] for w in wrong), 'wrong_model',
                                      '; '.join(wrong))

@@ -164,6 +164,23 @@ def test_handshake_names_missing_servo(emulator: ServoEmulator, timeout_ms: floa
     bus.close()
 
 
+def test_handshake_says_corrupt_replies_not_no_answer(emulator: ServoEmulator,
+                                                     timeout_ms: float) -> None:
+    """A servo that answers with bad checksums is present: 'no_answer' would send the user
+    looking for power or ids instead of noise, a loose cable or an id clash."""
+    emulator.inject('corrupt_checksum', 3)  # every reply of elbow_flex, until cleared
+    emulator.inject('missing', 5)
+    bus = FeetechBus(emulator.port_path, so101_motors(), retries=1, timeout_ms=timeout_ms)
+    with pytest.raises(CommunicationError) as info:
+        bus.connect()
+    assert info.value.reason == 'corrupt_replies'  # the first failing motor's reason
+    assert info.value.motor == 'elbow_flex, wrist_roll'
+    text = str(info.value)
+    assert 'elbow_flex: corrupt replies (bad checksums' in text
+    assert 'wrist_roll: no answer' in text
+    assert not bus.is_connected
+
+
 def test_overheat_and_overload_status_bits(bus: FeetechBus, emulator: ServoEmulator,
                                           timeout_ms: float) -> None:
     bus.enable_torque()
