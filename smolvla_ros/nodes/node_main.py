@@ -62,6 +62,10 @@ REPEAT_QUIET_S = 1.0
 T = TypeVar('T')
 
 
+class RosArgumentsError(ValueError):
+    """rclpy.init refused the command line (a remap rule, a parameter file): a setup error."""
+
+
 class _Phase(enum.Enum):
     SETUP = 'setup'
     SPINNING = 'spinning'
@@ -144,19 +148,23 @@ def run_node(factory: Callable[[], Node], name: str, args: list[str] | None = No
     signals.install()  # before rclpy.init: rclpy's handlers run first, then chain to these
     node = None
     try:
-        rclpy.init(args=args)
         try:
+            try:
+                rclpy.init(args=args)
+            except RuntimeError as exc:  # rcl's RCLError: unparsable --ros-args, params file
+                raise RosArgumentsError(str(exc)) from exc
             node = factory()
-        except setup_errors as exc:
+        except (RosArgumentsError, *setup_errors) as exc:
             rclpy.logging.get_logger(name).fatal(f'{type(exc).__name__}: {exc}')
             return EXIT_BAD_SETUP
         signals.phase = _Phase.SPINNING
-        rclpy.spin(node)
+        try:
+            rclpy.spin(node)
+        except (RuntimeError, InvalidHandle):
+            if rclpy.ok():  # not a stop: a real error
+                raise
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (RuntimeError, InvalidHandle):
-        if rclpy.ok():  # not a stop: a real error
-            raise
     finally:
         signals.phase = _Phase.CLEANUP  # from here on no signal raises anything
         with cleanup_deadline(name, cleanup_timeout_s):

@@ -254,8 +254,9 @@ def test_demo_ctrl_c_releases_the_arm_and_every_node_exits_0(
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
                                 stdin=terminal[1] if terminal else subprocess.DEVNULL,
                                 start_new_session=True)
-    watcher = _Watcher(int(ros_env['ROS_DOMAIN_ID']))
+    watcher = None
     try:
+        watcher = _Watcher(int(ros_env['ROS_DOMAIN_ID']))
         ready = watcher.spin_until(
             lambda: watcher.executed >= 10 and 'enabled' in watcher.driver_states,
             DEMO_READY_S, proc, log)
@@ -270,7 +271,8 @@ def test_demo_ctrl_c_releases_the_arm_and_every_node_exits_0(
         except subprocess.TimeoutExpired:
             pytest.fail(f'not stopped within {STOP_S:g} s:\n{log.read_text()[-6000:]}')
     finally:
-        watcher.close()
+        if watcher is not None:
+            watcher.close()
         _stop_group(proc)
         if terminal:
             for fd in terminal:
@@ -286,6 +288,7 @@ def test_demo_ctrl_c_releases_the_arm_and_every_node_exits_0(
         assert set(_CLEAN.findall(out)) == DEMO_NODES, out
         assert 'process has died' not in out and 'escalating' not in out, out
     # The emulated servos as the simulator's bus left them: the driver released the arm.
+    assert report.is_file(), f'no bus report from so101_sim:\n{out[-6000:]}'
     final = json.loads(report.read_text())
     assert final['released'] and final['torque_on'] == [], final
     assert len(final['servos']) == 6 and not any(

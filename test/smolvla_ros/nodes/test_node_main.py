@@ -59,6 +59,13 @@ def test_setup_error_gives_exit_2_and_shuts_rclpy_down() -> None:
     assert not rclpy.ok(), 'the default context must be shut down after a failed start'
 
 
+def test_unparsable_ros_arguments_are_a_setup_error(capfd) -> None:
+    assert run_node(_failing_factory, 'probe_node', ['probe', '--ros-args', '-r', 'bad']) == (
+        EXIT_BAD_SETUP)
+    assert "RosArgumentsError: failed to initialize rcl: Couldn't parse remap rule" in (
+        capfd.readouterr().err)
+
+
 def test_unexpected_errors_are_not_swallowed() -> None:
     def factory():
         raise KeyError('bug')
