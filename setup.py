@@ -5,6 +5,7 @@ extras come from requirements/*.txt (the Makefile installs both on the pip-only 
 twice is how they drift apart.
 """
 from glob import glob
+import os
 
 from setuptools import find_packages, setup
 
@@ -34,6 +35,17 @@ def _tree(pattern: str) -> list[str]:
     return sorted(p for p in glob(pattern, recursive=True) if not p.endswith('/'))
 
 
+def _folders(root: str) -> list[tuple[str, list[str]]]:
+    """(share destination, files) for every folder under ``root`` that holds files: data_files
+    installs files flat into one destination, so a nested tree needs one entry per folder."""
+    entries = []
+    for folder, _dirs, files in sorted(os.walk(root)):
+        if files:
+            entries.append((f'share/{PACKAGE}/{folder}',
+                            sorted(os.path.join(folder, f) for f in files)))
+    return entries
+
+
 setup(
     name=PACKAGE,
     version='0.1.0',
@@ -48,6 +60,8 @@ setup(
         (f'share/{PACKAGE}/config/calibration', _tree('config/calibration/*.json')),
         (f'share/{PACKAGE}/config/rviz', _tree('config/rviz/*.rviz')),
         (f'share/{PACKAGE}/urdf', _tree('urdf/*')),
+        # The shipped SmolVLA checkpoints (LeRobot layout, tokenizer/ included): paths.py
+        *_folders('policies'),
     ],
     zip_safe=True,
     maintainer='smolvla_ros developers',

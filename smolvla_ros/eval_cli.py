@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 import sys
 
-from smolvla_ros.paths import DefaultPolicyMissingError, default_policy_dir
+from smolvla_ros.paths import DefaultPolicyMissingError, checkpoint_or_default
 
 logger = logging.getLogger('smolvla_ros.eval')
 
@@ -27,8 +27,8 @@ HEADER = (f"{'#':>4} {'seed':>6} {'result':>7} {'time_s':>7} {'chunks':>6} {'req
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group()
-    which.add_argument('--checkpoint', help='SmolVLA checkpoint directory (LeRobot layout); '
-                       'default: the shipped default policy')
+    which.add_argument('--checkpoint', help='SmolVLA checkpoint directory (LeRobot layout) or '
+                       'the name of a shipped policy; default: the shipped default policy')
     which.add_argument('--oracle', action='store_true',
                        help='the scripted expert with the privileged cube pose instead')
     parser.add_argument('--task', choices=('lift', 'bowl'), default='lift')
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             latency_ms=args.latency_ms, timeout_s=args.timeout, task_prompt=args.task_text,
             chunk_threshold=args.chunk_threshold, fusion=args.fusion,
             video_dir=Path(args.video) if args.video else None, video_fps=args.video_fps)
-        checkpoint = None if args.oracle else (args.checkpoint or str(default_policy_dir()))
+        checkpoint = None if args.oracle else checkpoint_or_default(args.checkpoint)
         if args.num_steps < 0 or args.threads < 0:
             raise SimConfigError('--num-steps and --threads must be >= 0')
     except (SimConfigError, DefaultPolicyMissingError) as exc:

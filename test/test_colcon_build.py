@@ -51,6 +51,12 @@ def test_install_space_layout(colcon_ws: Path) -> None:
     share = install / 'smolvla_ros' / 'share' / 'smolvla_ros'
     assert (share / 'package.xml').is_file()
     assert sorted(p.name for p in (share / 'config' / 'profiles').glob('*.yaml')), 'no profiles'
+    # The shipped default policy, every file of it (tokenizer/ is a nested folder).
+    source = ROOT / 'policies' / 'so101_sim_lift'
+    shipped = sorted(p.relative_to(source) for p in source.rglob('*') if p.is_file())
+    installed = share / 'policies' / 'so101_sim_lift'
+    assert Path('tokenizer/tokenizer.json') in shipped
+    assert [p for p in shipped if not (installed / p).is_file()] == []
     assert (install / 'smolvla_ros' / 'lib' / 'smolvla_ros' / 'smolvla-ros').is_file()
     assert (install / 'smolvla_training' / 'share' / 'smolvla_training' / 'package.xml').is_file()
 
@@ -60,11 +66,11 @@ def test_interfaces_import_from_install_space(colcon_ws: Path) -> None:
         'import smolvla_msgs.msg as m, smolvla_ros, smolvla_training\n'
         'from smolvla_msgs.srv import PredictChunk\n'
         'from ament_index_python.packages import get_package_share_directory as share\n'
-        'from smolvla_ros.paths import share_dir\n'
+        'from smolvla_ros.paths import default_policy_dir, share_dir\n'
         'req = PredictChunk.Request(); req.observation.camera_names = ["front"]\n'
         'chunk = m.ActionChunk(num_steps=2, positions=[0.0] * 12)\n'
         'print(m.__file__); print(smolvla_ros.__file__); print(smolvla_training.__file__)\n'
-        'print(share("smolvla_ros")); print(share_dir())\n'
+        'print(share("smolvla_ros")); print(share_dir()); print(default_policy_dir())\n'
     )
     # A clean environment: only what install/setup.bash sets, as a user's shell would have it.
     cmd = f'source install/setup.bash && exec {sys.executable} -c \'{probe}\''
@@ -76,6 +82,7 @@ def test_interfaces_import_from_install_space(colcon_ws: Path) -> None:
     install = str(colcon_ws / 'install')
     assert all(line.startswith(install) for line in lines), lines
     assert lines[3] == lines[4], 'share_dir() must resolve to the ament share directory'
+    assert lines[5] == f'{lines[3]}/policies/so101_sim_lift', 'the default policy is not installed'
 
 
 def test_ros2_run_smolvla_training_train_help(colcon_ws: Path) -> None:

@@ -1,6 +1,7 @@
 """policy_server: SmolVLA behind the ``predict_chunk`` service, on this host or a remote GPU host.
 
-At start it loads the checkpoint (a LeRobot policy directory or a preset name), checks the
+At start it loads the checkpoint (a LeRobot policy directory, a preset name, or the name of a
+policy shipped in the package's policies/ folder, smolvla_ros/paths.py), checks the
 checkpoint's image/state/action features against the robot contract (after ``rename_map``) and
 fails fast naming the exact missing/extra keys, then warms up before it offers the service
 (all ROS-free in policy/serving.py, which ``smolvla-ros eval`` shares). Each
@@ -41,6 +42,7 @@ from smolvla_ros.core.policy_io import PolicyIO, parse_rename_map, positional_re
 from smolvla_ros.core.types import InvalidDataError
 from smolvla_ros.nodes.node_main import ThreadResult, run_node
 from smolvla_ros.nodes.params import read_only_parameter
+from smolvla_ros.paths import DEFAULT_POLICY_NAME, DefaultPolicyMissingError, resolve_checkpoint
 from smolvla_ros.policy.configuration_smolvla import (  # torch-free
     SmolVLAConfig,
     SmolVLAConfigError,
@@ -65,7 +67,8 @@ class PolicyServer(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__('policy_server', **kwargs)
         p = partial(read_only_parameter, self)
-        self.checkpoint = p('checkpoint', 'tiny', 'LeRobot policy directory or preset name')
+        checkpoint = p('checkpoint', 'tiny', 'LeRobot policy directory, preset name (tiny, '
+                       f'smolvla_base) or shipped policy name ({DEFAULT_POLICY_NAME})')
         device = p('device', 'cpu', "torch device, e.g. 'cpu', 'cuda', 'cuda:1'")
         self.dtype = p('dtype', 'float32', f'weights dtype, one of {DTYPES}')
         self.num_steps = p('num_steps', 0, 'flow-matching steps (0: the checkpoint value)')
@@ -82,6 +85,10 @@ class PolicyServer(Node):
                              "/diagnostics WARN with the numbers) or 'refuse' (exit at start)")
         threads = p('torch_threads', 0, 'torch intra-op threads (0: torch default)')
         diag_period = p('diagnostics_period_s', 1.0, '/diagnostics period (s)')
+        try:
+            self.checkpoint = resolve_checkpoint(checkpoint)  # a shipped name -> its directory
+        except DefaultPolicyMissingError as exc:
+            raise PolicySetupError(str(exc)) from None
         if self.dtype not in DTYPES:
             raise PolicySetupError(f'dtype must be one of {DTYPES}, got {self.dtype!r}')
         if self.slow_warmup not in ('warn', 'refuse'):

@@ -1,4 +1,6 @@
-"""The real-time stack in simulation picks the cube: `smolvla-ros up so101_demo` end to end.
+"""The real-time stack in simulation picks the cube: `smolvla-ros up so101_demo oracle:=true`
+end to end (the oracle: a pick that must happen cannot depend on a learned policy's quality; the
+profile's default, the shipped SmolVLA, is started by bringup/test_bringup_profiles_start.py).
 
 so101_sim (MuJoCo arm behind the emulated Feetech bus on a pty) + the real feetech_driver +
 chunk_executor (async) + oracle_policy_server, each in its own process over DDS. The first
@@ -118,7 +120,7 @@ def test_async_oracle_picks_the_cube_in_real_time_then_stops_cleanly(ros_env, tm
     log = tmp_path / 'up.log'
     # The profile's cameras (the contract's 640x480 at 10 Hz) and camera_max_age_s (set from the
     # render rate, config/profiles/so101_demo.yaml): the deployed configuration.
-    command = up_command('so101_demo', f'port:={tmp_path / "bus"}', 'seed:=3')
+    command = up_command('so101_demo', 'oracle:=true', f'port:={tmp_path / "bus"}', 'seed:=3')
     with log.open('w') as out:
         proc = subprocess.Popen(command, env=ros_env, stdout=out, stderr=subprocess.STDOUT,
                                 text=True)

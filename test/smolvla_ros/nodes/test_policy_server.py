@@ -220,3 +220,31 @@ def test_a_slow_warm_up_serves_and_warns_by_default(rclpy_context, tmp_path) -> 
     assert status.level == DiagnosticStatus.WARN
     assert 'more than max_latency_ms 100 ms' in status.message and 'GPU' in status.message
     assert float(_values(status)['warmup_best_ms']) >= 150.0
+
+
+def _shipped_server(context, checkpoint: str) -> PolicyServer:
+    return PolicyServer(context=context, parameter_overrides=[
+        Parameter('checkpoint', value=checkpoint), Parameter('num_steps', value=2),
+        Parameter('warmup_runs', value=1), Parameter('max_latency_ms', value=-1.0)])
+
+
+def test_the_shipped_policy_is_served_by_name_with_the_contract_cameras(rclpy_context) -> None:
+    """What the simulated profiles' default (checkpoint:=so101_sim_lift) starts: the shipped
+    directory, its front/wrist features matching the contract's cameras without a rename_map."""
+    from smolvla_ros.paths import default_policy_dir
+
+    server = _shipped_server(rclpy_context, 'so101_sim_lift')
+    try:
+        assert server.checkpoint == str(default_policy_dir())
+        assert server.io.rename == {'front': 'observation.images.front',
+                                    'wrist': 'observation.images.wrist'}
+    finally:
+        server.destroy_node()
+
+
+def test_a_missing_shipped_policy_fails_at_start_saying_so(rclpy_context, monkeypatch) -> None:
+    from smolvla_ros import paths
+
+    monkeypatch.setattr(paths, 'DEFAULT_POLICY', 'policies/not_installed')
+    with pytest.raises(PolicySetupError, match='missing or incomplete'):
+        _shipped_server(rclpy_context, 'so101_sim_lift')
