@@ -66,6 +66,7 @@ from std_srvs.srv import SetBool, Trigger
 from smolvla_ros.core.alignment import StaleStreamError
 from smolvla_ros.core.assembly import JointMismatchError, ObservationAssembler
 from smolvla_ros.core.contract import default_contract_path, load_contract
+from smolvla_ros.core.execution_status import StallCauses, execution_status
 from smolvla_ros.core.executor_core import ExecutorConfig, ExecutorCore, clears_plan
 from smolvla_ros.core.stats import LatencyRecorder
 from smolvla_ros.core.stream_rates import StreamRates
@@ -144,6 +145,7 @@ class ChunkExecutor(Node):
         self.assembler = ObservationAssembler(c, max_age_s=max_age or None)
         self._max_sizes = {n: c.max_frame_size(n) for n in c.camera_names}
         self.frames_rejected = dict.fromkeys(c.camera_names, 0)
+        self.causes = StallCauses()  # why no chunk arrives, for /diagnostics
         self._codec = ThreadPoolExecutor(1, 'codec', initializer=_block_shutdown_signals)
         self._codec_result = ThreadResult(self)
         self._lock = threading.Lock()  # the assembler's buffers (io vs request group)
@@ -187,7 +189,12 @@ class ChunkExecutor(Node):
     # -- inputs ----------------------------------------------------------------------------------
     def _reject_frame(self, error: FrameError, what: str) -> None:
         self.frames_rejected[error.camera] += 1
-        self.get_logger().warning(f'{what}: {error}', throttle_duration_sec=2.0)
+        self._stall(f'{what}: {error}')
+
+    def _stall(self, cause: str) -> None:
+        """Log why no chunk can come (throttled) and keep it for /diagnostics."""
+        self.causes.note(cause, self.get_clock().now().nanoseconds)
+        self.get_logger().warning(cause, throttle_duration_sec=2.0)
 
     def _decode_frames(self, frames: dict[str, object]) -> dict[str, np.ndarray]:
         """In the codec thread: every frame decoded (bounded) at the policy size [h, w, 3]."""
@@ -271,13 +278,12 @@ class ChunkExecutor(Node):
             return
         if not self.client.service_is_ready():
             self._no_service += 1
-            self.get_logger().warning(f'policy service {self.client.srv_name} not available; '
-                                      'holding', throttle_duration_sec=5.0)
+            self._stall(f'policy service {self.client.srv_name} not available')
             return
         try:
             with self._lock:
                 state, frames = self.assembler.lookup(now)  # frames as received
-        except StaleStreamError as exc:
+        except StaleStreamError as exc:  # named in /diagnostics by the alignment report
             self.core.on_observation_stale(now)
             self.get_logger().warning(f'no request: {exc}', throttle_duration_sec=2.0)
             return
@@ -311,14 +317,15 @@ class ChunkExecutor(Node):
             if now - sent > timeout:
                 self._pending.pop(rid, None)
                 self.client.remove_pending_request(future)
-                self.get_logger().warning(f'request {rid}: no answer within '
-                                          f'{self.config.request_timeout_s:g} s; holding')
+                self._stall(f'request {rid}: no answer within '
+                            f'{self.config.request_timeout_s:g} s')
 
     def _on_answer(self, rid: int, sent: int, future) -> None:
         now = self.get_clock().now().nanoseconds
         self._pending.pop(rid, None)
         if future.cancelled() or future.exception() is not None:
             self.core.on_request_failed(rid, now, 'service call failed')
+            self._stall(f'request {rid}: the service call failed')
             return
         response = future.result()
         try:
@@ -329,10 +336,11 @@ class ChunkExecutor(Node):
                 raise ConversionError(f'answer carries request_id {chunk.request_id}')
         except (ConversionError, InvalidDataError) as exc:
             self.core.on_request_failed(rid, now, str(exc))
-            self.get_logger().warning(f'request {rid}: {exc}', throttle_duration_sec=2.0)
+            self._stall(f'request {rid}: {exc}')
             return
         outcome = self.core.on_chunk(chunk, sent, now)
         if outcome.accepted:
+            self.causes.clear()
             self._chunk_pub.publish(response.chunk)
         else:
             self.get_logger().info(f'chunk {rid} dropped: {outcome.reason} '
@@ -354,13 +362,11 @@ class ChunkExecutor(Node):
                        'clears': str(self.core.clears), 'paused': str(self.core.paused),
                        'service_unavailable': str(self._no_service)})
         values.update({f'frames_rejected.{n}': str(v) for n, v in self.frames_rejected.items()})
-        level, text = DiagnosticStatus.OK, 'executing' if self.core.started else 'waiting'
-        if self.core.paused:
-            text = 'paused (~/pause)'
-        elif not report.ok:
-            level, text = DiagnosticStatus.WARN, report.describe()
-        elif self.core.started and self.core.remaining_ns(now) == 0:
-            level, text = DiagnosticStatus.WARN, 'starved: holding the last command'
+        code, text = execution_status(
+            started=self.core.started, paused=self.core.paused,
+            starved=self.core.started and self.core.remaining_ns(now) == 0,
+            stale='' if report.ok else report.describe(), cause=self.causes.current(now))
+        level = bytes([code])  # DiagnosticStatus levels are bytes (DiagnosticStatus.WARN ...)
         low = self._check_rates(values)
         if low:
             rate_text = 'input rate low: ' + '; '.join(low)
