@@ -12,13 +12,15 @@ STAMP       = $(VENV)/.smolvla-setup
 MSG_BUILD   = build/smolvla_msgs
 MSG_SOURCES = $(wildcard msg/msg/*.msg msg/srv/*.srv) msg/CMakeLists.txt msg/package.xml $(wildcard msg/cmake/*.cmake)
 PYTEST_ARGS ?=
+# make demo DEMO_ARGS='--oracle' (or --checkpoint DIR, --duration 10; smolvla-ros demo --help)
+DEMO_ARGS ?=
 
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: setup test lint demo bench clean distclean msgs help
 
 help:
-	@echo "make demo      SO-101 pick in MuJoCo through the async executor; writes demo_out/ (sets up .venv if missing)"
+	@echo "make demo      the shipped SmolVLA on the SO-101 lift task in MuJoCo, async executor; writes demo_out/ (DEMO_ARGS=--oracle: scripted expert)"
 	@echo "make test      run the test suite (sets up .venv if missing)"
 	@echo "make setup     create/update .venv: torch ($(TORCH_SPEC)), ROS 2 Kilted wheels, smolvla_msgs, packages"
 	@echo "make bench     run the benchmarks in bench/ and print their tables"
@@ -98,7 +100,7 @@ lint: setup
 	$(PY) -m ruff check smolvla_ros training test bench launch setup.py
 
 demo: setup
-	$(PY) -m smolvla_ros.cli demo
+	$(PY) -m smolvla_ros.cli demo $(DEMO_ARGS)
 
 bench: setup
 	$(PY) -m smolvla_ros.cli bench all
@@ -110,7 +112,8 @@ distclean: clean
 	rm -rf $(VENV)
 
 # The shipped simulated policy from scratch (docs/training.md, "The simulated pick"): scripted
-# demonstrations recorded as rosbag2 bags -> smolvla-convert -> smolvla-train. Override any of these.
+# demonstrations recorded as rosbag2 bags -> smolvla-convert (batches of 50 bags, one dataset
+# each, as the shipped run did) -> smolvla-train on all of them -> eval on unseen seeds.
 SIM_OUT      ?= runs/sim_lift
 SIM_EPISODES ?= 300
 SIM_JOBS     ?= 2
@@ -119,10 +122,13 @@ SIM_STEPS    ?= 6000
 train-sim: setup
 	$(VENV)/bin/smolvla-ros sim-record --task lift --episodes $(SIM_EPISODES) --seed-start 0 \
 	    --jobs $(SIM_JOBS) --out $(SIM_OUT)/bags
-	$(VENV)/bin/smolvla-convert $(SIM_OUT)/bags/seed_* --out $(SIM_OUT)/dataset --vcodec h264
-	$(VENV)/bin/smolvla-train --dataset $(SIM_OUT)/dataset --preset sim_small --out $(SIM_OUT)/train \
-	    --steps $(SIM_STEPS) --batch-size 32 --lr 3e-4 --train-expert-only false \
-	    --freeze-vision-encoder false --augment --val-episodes $$(($(SIM_EPISODES) - 10))-$$(($(SIM_EPISODES) - 1)) \
+	cd $(SIM_OUT) && ls -d bags/seed_* | sort | split -l 50 - batch_ && for b in batch_*; do \
+	    $(abspath $(VENV))/bin/smolvla-convert $$(cat $$b) --out dataset_$${b#batch_} \
+	        --vcodec h264 --no-progress || exit 1; done
+	$(VENV)/bin/smolvla-train $$(for d in $(SIM_OUT)/dataset_*; do echo --dataset $$d; done) \
+	    --preset sim_small --out $(SIM_OUT)/train --steps $(SIM_STEPS) --batch-size 32 --lr 3e-4 \
+	    --train-expert-only false --freeze-vision-encoder false --augment \
+	    --val-episodes $$(($(SIM_EPISODES) - 10))-$$(($(SIM_EPISODES) - 1)) \
 	    --save-every 500 --log-every 50
 	$(VENV)/bin/smolvla-ros eval --checkpoint $(SIM_OUT)/train/checkpoints/last/pretrained_model \
 	    --task lift --episodes 50 --seed-start 5000
