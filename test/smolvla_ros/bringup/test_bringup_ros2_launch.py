@@ -5,9 +5,10 @@
   the server stopped by launch without an on_exit line of ours (docs/bringup.md, "Stopping");
 - the on_exit rules with tiny child programs: a required process that dies on its own ends the
   launch with one line naming it; a Ctrl-C ends it with none;
-- `so101_demo.launch.py` (simulator, real driver on the emulated bus, oracle, executor) stopped
-  the way a person does, Ctrl-C to the whole process group, once from a terminal and twice 50 ms
-  apart (non-interactive, so launch forwards a SIGINT of its own as well), and
+- `so101_demo.launch.py` (simulator, real driver on the emulated bus, policy server, executor)
+  stopped the way a person does, Ctrl-C to the whole process group, once from a terminal (the
+  shipped checkpoint's policy_server) and twice 50 ms apart (non-interactive, so launch forwards a
+  SIGINT of its own as well; the oracle), and
   `smolvla-ros up so101_demo` stopped with three Ctrl-C: every node exits 0 without a traceback
   and the emulated servos end with torque off, read from the simulator's bus report (the
   emulator's registers when the bus stopped), after the driver had torque on and the executor
@@ -36,6 +37,7 @@ from up_process import up_command
 from waiting import wait_until
 
 from smolvla_ros.bringup.profile import load_profile
+from smolvla_ros.bringup.resolve import resolve_profile
 
 pytestmark = [pytest.mark.ros]
 
@@ -44,8 +46,6 @@ RUN_S = 120.0  # wall bound of a short ros2 launch run (failure only; a loaded 2
 # shared one at load 14 took 85 s to start the oracle alone).
 DEMO_READY_S = 240.0
 STOP_S = 30.0  # wall bound: everything exited after the Ctrl-C
-DEMO_NODES = {'so101_sim', 'feetech_driver', 'oracle_policy_server', 'chunk_executor'}
-UP_NODES = {'so101_sim', 'follower_driver', 'oracle_policy_server', 'chunk_executor'}
 _CLEAN = re.compile(r'\[INFO\] \[(\w+)-\d+\]: process has finished cleanly')
 
 
@@ -233,16 +233,22 @@ def demo_stack_available() -> None:
 @pytest.mark.integration
 @pytest.mark.slow
 @pytest.mark.timeout(DEMO_READY_S + 2 * STOP_S + 60)
-@pytest.mark.parametrize(('front_end', 'interactive', 'repeats'), [
-    ('ros2 launch', True, ()),  # one Ctrl-C in a terminal
-    ('ros2 launch', False, (0.05,)),  # Ctrl-C twice, 50 ms apart; launch forwards one too
-    ('up', False, (0.05, 0.05)),  # Ctrl-C three times
+@pytest.mark.parametrize(('front_end', 'interactive', 'repeats', 'policy'), [
+    # one Ctrl-C in a terminal, with the profile's default policy (the shipped checkpoint)
+    ('ros2 launch', True, (), []),
+    # Ctrl-C twice, 50 ms apart; launch forwards one more (the oracle: a lighter start)
+    ('ros2 launch', False, (0.05,), ['oracle:=true']),
+    ('up', False, (0.05, 0.05), ['oracle:=true']),  # Ctrl-C three times
 ], ids=['launch-ctrl-c', 'launch-ctrl-c-twice', 'up-ctrl-c-thrice'])
 def test_demo_ctrl_c_releases_the_arm_and_every_node_exits_0(
-        front_end: str, interactive: bool, repeats: tuple[float, ...], prefix: Path,
-        demo_stack_available, ros_env, tmp_path: Path) -> None:
+        front_end: str, interactive: bool, repeats: tuple[float, ...], policy: list[str],
+        prefix: Path, demo_stack_available, ros_env, tmp_path: Path) -> None:
     report = tmp_path / 'bus_report.json'
-    args = [f'port:={tmp_path / "bus"}', f'bus_report:={report}']
+    args = [f'port:={tmp_path / "bus"}', f'bus_report:={report}', *policy]
+    resolved = resolve_profile(load_profile('so101_demo'),
+                               dict(a.split(':=', 1) for a in args))
+    nodes = resolved.enabled_entries()  # launch names a process by its executable, up by name
+    assert {n.executable for n in nodes} >= {'so101_sim', 'feetech_driver', 'chunk_executor'}
     if front_end == 'up':
         cmd, env = up_command('so101_demo', *args), ros_env
     else:
@@ -282,10 +288,10 @@ def test_demo_ctrl_c_releases_the_arm_and_every_node_exits_0(
     if front_end == 'up':
         assert code == 128 + signal.SIGINT, out
         stopped = dict(re.findall(r'^\[up\] (\w+) stopped \((.+)\)$', out, flags=re.MULTILINE))
-        assert stopped == dict.fromkeys(UP_NODES, 'exit code 0'), out
+        assert stopped == {n.name: 'exit code 0' for n in nodes}, out
         assert 'sending SIGKILL' not in out, out
     else:
-        assert set(_CLEAN.findall(out)) == DEMO_NODES, out
+        assert sorted(_CLEAN.findall(out)) == sorted(n.executable for n in nodes), out
         assert 'process has died' not in out and 'escalating' not in out, out
     # The emulated servos as the simulator's bus left them: the driver released the arm.
     assert report.is_file(), f'no bus report from so101_sim:\n{out[-6000:]}'
