@@ -117,7 +117,7 @@ distclean: clean
 SIM_OUT      ?= runs/sim_lift
 SIM_EPISODES ?= 300
 SIM_JOBS     ?= 2
-SIM_STEPS    ?= 6000
+SIM_STEPS    ?= 10000
 .PHONY: train-sim
 train-sim: setup
 	$(VENV)/bin/smolvla-ros sim-record --task lift --episodes $(SIM_EPISODES) --seed-start 0 \
