@@ -1,8 +1,8 @@
 """A sim-record bag and a live recording of the real-time sim stack make the same dataset.
 
-Live: `smolvla-ros up so101_demo` (so101_sim behind the emulated bus, the real driver, the async
-executor, the oracle) with the `recorder` node beside it and the task published latched on
-`task`, as a user records; it runs until the simulator reports the pick. Offline: `smolvla-ros
+Live: `smolvla-ros up so101_demo oracle:=true` (so101_sim behind the emulated bus, the real driver,
+the async executor, the oracle) with the `recorder` node beside it and the task published latched
+on `task`, as a user records; it runs until the simulator reports the pick. Offline: `smolvla-ros
 sim-record --plain` (the bare expert, no variation) on the same seed. Both bags go through
 `smolvla-convert` with the same contract (cameras rendered at 64x48 to keep this cheap), and the
 datasets must agree: the same features (names, dtypes, shapes, video info), fps and task, frame
@@ -124,8 +124,9 @@ def _record_live(tmp_path: Path, contract: Path, env: dict[str, str]) -> Path:
             procs.append(subprocess.Popen(
                 # Lenient executor ages: this compares data paths, not real-time margins, and
                 # a loaded 2-core machine delivers frames and joint states late at times.
-                up_command('so101_demo', f'port:={tmp_path / "bus"}', f'seed:={SEED}',
-                           f'image_width:={W}', f'image_height:={H}', f'task:={TASK}',
+                up_command('so101_demo', 'oracle:=true', f'port:={tmp_path / "bus"}',
+                           f'seed:={SEED}', f'image_width:={W}', f'image_height:={H}',
+                           f'task:={TASK}',
                            'camera_max_age_s:=1.0', 'max_obs_age_s:=1.0'),
                 env=env, stdout=out, stderr=subprocess.STDOUT))
         picked = watcher.spin_until(
