@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from smolvla_training.convert.check import check_dataset
@@ -114,3 +115,86 @@ def test_metadata_reads_as_lerobot_reads_it(tmp_path, contract) -> None:
     eps = pd.read_parquet(out / 'meta/episodes/chunk-000/file-000.parquet')
     assert eps.loc[0, 'length'] == eps.loc[0, 'dataset_to_index']
     assert list(eps.loc[0, 'tasks']) == ['wave']
+
+
+def _rewrite_data(out, column: str, row: int, value: float) -> None:
+    """Put ``value`` into ``column``[row][0] of the data parquet, keeping everything else."""
+    path = out / 'data/chunk-000/file-000.parquet'
+    table = pq.read_table(path)
+    cells = table.column(column).to_pylist()
+    if isinstance(cells[row], list):
+        cells[row][0] = value
+    else:
+        cells[row] = value
+    i = table.column_names.index(column)
+    table = table.set_column(i, table.field(i), pa.array(cells, type=table.field(i).type))
+    pq.write_table(table, path)
+
+
+@pytest.mark.parametrize(('column', 'value', 'expected'), [
+    ('observation.state', float('nan'), 'observation.state: row 7 (episode 0, frame 7) is not '
+                                        'finite'),
+    ('action', 1e30, 'action: row 7 (episode 0, frame 7) = [1.00000001504'),
+    ('action', None, 'action: stats mean'),  # inside the range, but the stats disagree
+    ('timestamp', float('nan'), 'episode 0: timestamp of frame 7 is nan'),
+    ('timestamp', 0.1, 'episode 0: timestamps not increasing at frame 7 (0.200000 then'),
+])
+def test_check_finds_corrupted_values_and_names_the_first_bad_row(tmp_path, contract, column,
+                                                                  value, expected) -> None:
+    """--check used to pass NaN, 1e30 and flipped bytes: every value is checked now."""
+    bag = write_bag(tmp_path / 'bag', jittery_spec(0.5))
+    out = convert([bag], contract, tmp_path / 'ds', H264).root
+    if value is None:  # the middle of the column's range: only the stats can tell
+        stats = json.loads((out / 'meta/stats.json').read_text())[column]
+        value = (stats['min'][0] + stats['max'][0]) / 2
+    _rewrite_data(out, column, 7, value)
+    with pytest.raises(DatasetCheckError) as err:
+        check_dataset(out, decode_videos=False)
+    assert any(expected in p for p in err.value.problems), err.value.problems
+
+
+def test_check_finds_flipped_bytes_in_the_data(tmp_path, contract) -> None:
+    """Bit flips that still load and change a value by more than float32 rounding could hide
+    (1e-4 of the column's scale) are found; smaller ones are below what stats can show."""
+    bag = write_bag(tmp_path / 'bag', jittery_spec(0.5))
+    out = convert([bag], contract, tmp_path / 'ds', H264).root
+    path = out / 'data/chunk-000/file-000.parquet'
+    original, reference = path.read_bytes(), pq.read_table(path)
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    pages = [group.column(i) for i in range(group.num_columns)]  # every column's data pages
+    positions = [c.data_page_offset + k for c in pages
+                 for k in range(0, c.total_compressed_size, max(1, c.total_compressed_size // 8))]
+    changed = caught = 0
+    for pos in positions:
+        flipped = bytearray(original)
+        flipped[pos] ^= 0x40  # a high mantissa or exponent bit where it lands in a float
+        path.write_bytes(bytes(flipped))
+        try:
+            loaded = pq.read_table(path)
+        except (OSError, pa.ArrowException):
+            continue  # unreadable: --check says 'cannot load' (not what this test is about)
+        if _largest_change(reference, loaded) <= 1e-4:
+            continue  # metadata the data does not depend on, or a change in the last bits
+        changed += 1
+        try:
+            check_dataset(out, decode_videos=False)
+        except DatasetCheckError:
+            caught += 1
+    path.write_bytes(original)
+    assert changed >= 10 and caught == changed, (changed, caught)
+
+
+def _largest_change(reference: pa.Table, loaded: pa.Table) -> float:
+    """Largest change of any numeric cell, relative to its column's scale (>= 1)."""
+    if loaded.column_names != reference.column_names or len(loaded) != len(reference):
+        return np.inf
+    worst = 0.0
+    for name in reference.column_names:
+        a = np.asarray(reference.column(name).to_pylist(), dtype=np.float64)
+        b = np.asarray(loaded.column(name).to_pylist(), dtype=np.float64)
+        with np.errstate(invalid='ignore'):
+            diff = np.abs(a - b)
+        if not np.isfinite(diff).all():
+            return np.inf
+        worst = max(worst, float(diff.max() / max(1.0, np.abs(a).max())))
+    return worst
