@@ -16,7 +16,7 @@ from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, W
 from rosbags.typesys import Stores, get_typestore
 from smolvla_training.convert.errors import RecoveryError
 from smolvla_training.convert.mcap_scan import MAGIC, McapMessage, McapScan
-from smolvla_training.convert.recover import needs_recovery, recover_bag
+from smolvla_training.convert.recover import bag_damage, needs_recovery, recover_bag
 
 TS = get_typestore(Stores.ROS2_KILTED)
 T0 = 1_700_000_000 * 10**9
@@ -318,3 +318,54 @@ def test_topics_without_a_usable_definition_are_skipped_and_listed(tmp_path) -> 
     assert 'does not parse' in report.skipped['/thing'] and 'skipped /raw' in report.summary()
     assert [(t, raw) for _topic, t, raw in _read(report.output)] == [
         (T0 + k, _joint_state(k)) for k in range(3)]
+
+
+@pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
+def test_a_finalised_bag_cut_short_needs_recovery_and_gives_a_prefix(tmp_path, storage) -> None:
+    """metadata.yaml present, the data file cut afterwards (an interrupted copy, a full disk):
+    the bag is no longer whole, and recovery keeps exactly a prefix of what was written."""
+    sent = _write(tmp_path / 'bag', storage=storage)
+    assert bag_damage(tmp_path / 'bag') is None
+    assert bag_damage(tmp_path / 'bag', thorough=True) is None
+    cut = tmp_path / 'cut'
+    shutil.copytree(tmp_path / 'bag', cut)
+    data = next(cut.glob('*.mcap' if storage == 'mcap' else '*.db3'))
+    with data.open('r+b') as f:
+        f.truncate(data.stat().st_size * 3 // 5 + 7)
+    assert (cut / 'metadata.yaml').is_file()
+    why = bag_damage(cut)
+    assert why is not None and 'cut short' in why and data.name in why
+    report = recover_bag(cut)
+    got = _read(report.output)
+    assert 0 < len(got) < len(sent) and got == sent[:len(got)]
+    assert not report.files[0].clean
+    if storage == 'sqlite3':
+        assert 'cut short' in report.files[0].reason
+
+
+def test_a_hot_journal_or_missing_listed_file_needs_recovery(tmp_path) -> None:
+    _write(tmp_path / 'bag', storage='sqlite3', n=9, image_bytes=100)
+    db3 = next((tmp_path / 'bag').glob('*.db3'))
+    journal = db3.with_name(db3.name + '-journal')
+    journal.write_bytes(b'\xd9\xd5\x05\xf9\x20\xa1\x63\xd7' + bytes(504))
+    assert 'unfinished transaction' in bag_damage(tmp_path / 'bag')
+    journal.unlink()
+    (tmp_path / 'bag' / 'metadata.yaml').write_text(
+        (tmp_path / 'bag' / 'metadata.yaml').read_text().replace(db3.name, 'gone.db3'))
+    assert 'missing' in bag_damage(tmp_path / 'bag')
+    (tmp_path / 'bag' / 'metadata.yaml').write_text('rosbag2_bagfile_information: [')
+    assert 'metadata.yaml is unreadable' in bag_damage(tmp_path / 'bag')
+
+
+def test_thorough_check_finds_what_the_footer_hides(tmp_path) -> None:
+    """A finished mcap whose data section was damaged in place keeps a valid footer: only
+    reading it through (what --recover does) finds it."""
+    _write(tmp_path / 'bag')
+    mcap = next((tmp_path / 'bag').glob('*.mcap'))
+    offsets = _chunk_offsets(mcap)
+    with mcap.open('r+b') as f:
+        f.seek(offsets[1])
+        f.write(b'\x00' * 9)  # the second chunk's record header zeroed
+    assert bag_damage(tmp_path / 'bag') is None
+    why = bag_damage(tmp_path / 'bag', thorough=True)
+    assert why is not None and f'at byte {offsets[1]}' in why

@@ -36,7 +36,7 @@ from smolvla_training.convert.errors import (
     UnknownMessageTypeError,
     WrongMessageTypeError,
 )
-from smolvla_training.convert.recover import default_output, needs_recovery
+from smolvla_training.convert.recover import bag_damage, default_output
 
 JOINT_STATE = 'sensor_msgs/msg/JointState'
 COMPRESSED = 'sensor_msgs/msg/CompressedImage'
@@ -112,12 +112,12 @@ class BagStreams:
 def _open(path: Path, typestore: Typestore) -> AnyReader:
     if not path.exists():
         raise BagOpenError(f'{path}: no such bag')
-    if needs_recovery(path):
+    damage = bag_damage(path)
+    if damage is not None:
         raise BagOpenError(
-            f'{path}: no metadata.yaml: the recording was not closed (process killed?), so the '
-            f'bag was never finalised. Recover its complete messages with `smolvla-convert '
-            f'--recover {path}` (writes {default_output(path)}, leaves the original untouched), '
-            'or add --recover to this conversion')
+            f'{path}: {damage}. Recover its complete messages with `smolvla-convert --recover '
+            f'{path}` (writes {default_output(path)}, leaves the original untouched), or add '
+            '--recover to this conversion')
     try:
         reader = AnyReader([path], default_typestore=typestore)
         reader.open()

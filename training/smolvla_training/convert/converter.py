@@ -16,7 +16,6 @@ import math
 import os
 from pathlib import Path
 import shutil
-import tempfile
 
 import numpy as np
 
@@ -39,6 +38,7 @@ from smolvla_training.convert.lerobot_writer import (
     write_json,
     write_tables,
 )
+from smolvla_training.convert.partial import make_partial_dir
 from smolvla_training.convert.progress import progress_bar
 from smolvla_training.convert.video import VCODECS, VideoWriter
 
@@ -172,7 +172,7 @@ def convert(bags: Sequence[str | os.PathLike[str]], contract: RobotContract,
     units = DatasetUnits.from_contract(contract, config.calibration)
     ts = make_typestore(config.typestore, config.msg_dirs)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.partial-', dir=out.parent))
+    tmp = make_partial_dir(out)
     writers: dict[str, VideoWriter] = {}
     try:
         file_numbers = {cam.feature: 0 for cam in contract.cameras.values()}

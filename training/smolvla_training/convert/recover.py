@@ -2,7 +2,9 @@
 
 A recorder that dies by SIGKILL, an OOM kill or a power cut never writes metadata.yaml, nor the
 mcap summary and footer, and leaves sqlite3 rows of the open transaction in a hot journal; rosbags
-(and so ``smolvla-convert``) refuse such a bag. :func:`recover_bag` reads what was durably
+(and so ``smolvla-convert``) refuse such a bag. They refuse as well a bag that has metadata.yaml
+but whose files were cut short afterwards (an interrupted copy, a full disk) or damaged inside;
+:func:`bag_damage` tells such bags from whole ones. :func:`recover_bag` reads what was durably
 written -- every complete MCAP message record (``mcap_scan``), or every committed sqlite3 row --
 and writes it through rosbags' own Writer into a new directory (default ``<bag>.recovered``) with
 metadata.yaml, so the result is exactly as valid as a bag rosbags wrote itself. The original is
@@ -19,20 +21,29 @@ from pathlib import Path
 import re
 import shutil
 import sqlite3
-import tempfile
+import struct
 
 from rosbags.interfaces import Connection, Qos
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.rosbag2.metadata import parse_qos
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
+import yaml
 
 from smolvla_training.convert.errors import RecoveryError
-from smolvla_training.convert.mcap_scan import McapChannel, McapMessage, McapScan
+from smolvla_training.convert.mcap_scan import (
+    MAGIC,
+    OP_FOOTER,
+    McapChannel,
+    McapMessage,
+    McapScan,
+)
+from smolvla_training.convert.partial import make_partial_dir
 
 STORAGES = {'.mcap': 'mcap', '.db3': 'sqlite3'}
 RECOVERED_SUFFIX = '.recovered'
 _IDL_SEP = '=' * 80 + '\n'
+_U64 = struct.Struct('<Q')
 
 
 @dataclass
@@ -106,11 +117,124 @@ def storage_files(bag: str | os.PathLike[str]) -> tuple[str, list[Path]]:
     return kinds[0], found[kinds[0]]
 
 
-def needs_recovery(bag: str | os.PathLike[str]) -> bool:
-    """True for a bag directory whose recording was never finalised (no metadata.yaml)."""
+def _mcap_tail_damage(path: Path, size: int) -> str | None:
+    """Why an mcap file's end is not that of a finished file (trailing magic and Footer record:
+    opcode 0x02, length 20, summary start inside the file), or None. Reads 45 bytes."""
+    foot = 9 + 20  # opcode u8 | length u64 | summary_start u64, summary_offset_start u64, crc u32
+    if size < 2 * len(MAGIC) + foot:
+        return f'{path.name} is {size} bytes, too short for a finished MCAP file'
+    with path.open('rb') as f:
+        head = f.read(len(MAGIC))
+        f.seek(size - len(MAGIC) - foot)
+        tail = f.read(len(MAGIC) + foot)
+    if head != MAGIC:
+        return f'{path.name} does not start with the MCAP magic'
+    if tail[foot:] != MAGIC or tail[0] != OP_FOOTER or _U64.unpack(tail[1:9])[0] != 20:
+        return (f'{path.name} does not end with the MCAP footer: the file was cut short (a '
+                'copy or a disk that filled up?) or never finished')
+    if _U64.unpack(tail[9:17])[0] > size - len(MAGIC) - foot:
+        return f'{path.name}: its footer points past the end of the file (cut short?)'
+    return None
+
+
+def _sqlite_damage(path: Path, size: int) -> str | None:
+    """Why a .db3 is not a whole, finished SQLite file (header, page count, hot journal)."""
+    with path.open('rb') as f:
+        head = f.read(100)
+    if len(head) < 100 or not head.startswith(b'SQLite format 3\x00'):
+        return f'{path.name} has no SQLite header (cut short or not a database)'
+    page = int.from_bytes(head[16:18], 'big')
+    page = 65536 if page == 1 else page
+    pages = int.from_bytes(head[28:32], 'big')
+    valid = head[24:28] == head[92:96]  # the in-header size is valid only when these agree
+    if valid and pages and size < pages * page:
+        return (f'{path.name} is {size} bytes, its header says {pages} pages of {page} '
+                'bytes: the file was cut short')
+    journal = path.with_name(path.name + '-journal')
+    if journal.is_file() and journal.stat().st_size > 0:
+        return f'{journal.name} holds an unfinished transaction (the writer was killed)'
+    return None
+
+
+def _listed_messages(bag: Path) -> tuple[dict | None, str | None]:
+    """metadata.yaml's bag information, or why it cannot be used."""
+    try:
+        info = yaml.safe_load((bag / 'metadata.yaml').read_text())['rosbag2_bagfile_information']
+        if not isinstance(info, dict):
+            raise TypeError('not a mapping')
+        return info, None
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        return None, f'metadata.yaml is unreadable ({type(exc).__name__}: {exc})'
+
+
+def _thorough_damage(bag: Path, storage: str, files: list[Path], info: dict) -> str | None:
+    """Read every file through (mcap: every record, as recovery would; sqlite3: SQLite's
+    quick_check, read-only) and compare the message count with metadata.yaml's."""
+    found = 0
+    for path in files:
+        if storage == 'mcap':
+            scan = McapScan(path)
+            found += sum(isinstance(r, McapMessage) for r in scan)
+            assert scan.stop is not None
+            if not scan.stop.clean:
+                return (f'{path.name} is damaged at byte {scan.stop.offset}: '
+                        f'{scan.stop.reason}')
+            continue
+        try:
+            db = sqlite3.connect(f'file:{path}?mode=ro&immutable=1', uri=True)
+            try:
+                verdict = db.execute('PRAGMA quick_check').fetchone()[0]
+                found += db.execute('SELECT count(*) FROM messages').fetchone()[0]
+            finally:
+                db.close()
+        except sqlite3.DatabaseError as exc:
+            return f'{path.name} is damaged: {exc}'
+        if verdict != 'ok':
+            return f'{path.name} is damaged: {verdict}'
+    listed = info.get('message_count')
+    if isinstance(listed, int) and listed != found:
+        return (f'metadata.yaml lists {listed} message(s), the files hold {found} readable '
+                'one(s)')
+    return None
+
+
+def bag_damage(bag: str | os.PathLike[str], thorough: bool = False) -> str | None:
+    """Why ``bag`` must be recovered before rosbags can read it, or None when it looks whole.
+
+    Cheap checks (a few bytes per file): no metadata.yaml (the recording was killed), an
+    unreadable metadata.yaml, a listed file missing, an mcap without its footer (cut short, even
+    when metadata.yaml is there), a .db3 shorter than its header says or with a hot journal.
+    ``thorough`` (what ``--recover`` asks for) also reads every file through and compares the
+    message count with metadata.yaml, which finds damage inside a file that ends well. Not a
+    bag directory: None (opening it gives the specific error).
+    """
     bag = Path(bag)
-    return (bag.is_dir() and not (bag / 'metadata.yaml').exists()
-            and any(p.suffix in STORAGES for p in bag.iterdir()))
+    try:
+        storage, files = storage_files(bag)
+    except RecoveryError:
+        return None
+    if not (bag / 'metadata.yaml').exists():
+        return ('no metadata.yaml: the recording was not closed (process killed?), so the bag '
+                'was never finalised')
+    info, why = _listed_messages(bag)
+    if info is None:
+        return why
+    listed = info.get('relative_file_paths') or []
+    missing = [str(p) for p in listed if isinstance(p, str) and not (bag / p).is_file()]
+    if missing:
+        return f'metadata.yaml lists {missing}, missing from the bag directory'
+    for path in files:
+        size = path.stat().st_size
+        why = (_mcap_tail_damage(path, size) if storage == 'mcap'
+               else _sqlite_damage(path, size))
+        if why is not None:
+            return why
+    return _thorough_damage(bag, storage, files, info) if thorough else None
+
+
+def needs_recovery(bag: str | os.PathLike[str], thorough: bool = False) -> bool:
+    """True for a bag directory that rosbags cannot read as it is (see :func:`bag_damage`)."""
+    return bag_damage(bag, thorough) is not None
 
 
 def default_output(bag: str | os.PathLike[str]) -> Path:
@@ -208,6 +332,31 @@ def _recover_mcap(path: Path, out: _BagOut) -> FileRecovery:
     return FileRecovery(path.name, scan.size, written, stop.offset, stop.reason, stop.clean)
 
 
+def _fit_to_file(copy: Path) -> str | None:
+    """Make the copy of a .db3 that was cut short readable up to its cut.
+
+    SQLite calls a database malformed, and reads nothing, when its header counts more pages than
+    the file holds. On the copy, drop a partial last page and set the header's page count to the
+    whole pages present: rows on those pages then read normally, and reading stops with an error
+    at the first page that is gone (the rows read before it are written). Returns what was cut,
+    or None for a whole file."""
+    with copy.open('r+b') as f:
+        head = f.read(100)
+        if len(head) < 100 or not head.startswith(b'SQLite format 3\x00'):
+            return None
+        page = int.from_bytes(head[16:18], 'big')
+        page = 65536 if page == 1 else page
+        pages = int.from_bytes(head[28:32], 'big')
+        size = copy.stat().st_size
+        if head[24:28] != head[92:96] or not page or size >= pages * page:
+            return None
+        whole = size // page
+        f.truncate(whole * page)
+        f.seek(28)
+        f.write(whole.to_bytes(4, 'big'))
+    return f'the file was cut short: {whole} of {pages} pages present'
+
+
 def _recover_sqlite(path: Path, work: Path, out: _BagOut) -> FileRecovery:
     """Copy the db (and its journal) into ``work`` and read the committed rows from the copy."""
     work = work / 'source'
@@ -221,6 +370,7 @@ def _recover_sqlite(path: Path, work: Path, out: _BagOut) -> FileRecovery:
             shutil.copyfile(side, work / side.name)
             hot = hot or (suffix != '-shm' and side.stat().st_size > 0)
     size = path.stat().st_size
+    cut = _fit_to_file(copy)
     written = 0
     db = sqlite3.connect(copy)  # opening the copy rolls an interrupted transaction back
     try:
@@ -244,6 +394,8 @@ def _recover_sqlite(path: Path, work: Path, out: _BagOut) -> FileRecovery:
             topics[tid] = out.connection(name, typ, fmt, enc, text, d, q)
         reason = 'all committed rows read' + (
             ' (the uncommitted tail in the journal was rolled back: it is lost)' if hot else '')
+        if cut:
+            reason = f'{cut}; {reason}'
         try:
             rows = cur.execute('SELECT topic_id, timestamp, data FROM messages ORDER BY id')
             for tid, t_ns, data in rows:
@@ -251,9 +403,9 @@ def _recover_sqlite(path: Path, work: Path, out: _BagOut) -> FileRecovery:
                     out.write(topics[tid], t_ns, bytes(data))
                     written += 1
         except sqlite3.DatabaseError as exc:
-            return FileRecovery(path.name, size, written, size,
-                                f'database error after {written} row(s): {exc}', False)
-        return FileRecovery(path.name, size, written, size, reason, not hot)
+            return FileRecovery(path.name, size, written, size, (f'{cut}; ' if cut else '')
+                                + f'database error after {written} row(s): {exc}', False)
+        return FileRecovery(path.name, size, written, size, reason, not hot and not cut)
     except sqlite3.DatabaseError as exc:
         return FileRecovery(path.name, size, written, 0, f'unreadable database: {exc}', False)
     finally:
@@ -275,7 +427,7 @@ def recover_bag(bag: str | os.PathLike[str], out: str | os.PathLike[str] | None 
         raise RecoveryError(f'{out} exists; recovery never overwrites (remove it or choose '
                             'another output)')
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f'.{out.name}.partial-', dir=out.parent))
+    work = make_partial_dir(out)
     report = RecoveryReport(bag, out, storage)
     target = work / out.name
     writer: _BagOut | None = None
@@ -305,13 +457,21 @@ def recover_bag(bag: str | os.PathLike[str], out: str | os.PathLike[str] | None 
         shutil.rmtree(work, ignore_errors=True)
 
 
-def ensure_recovered(bag: str | os.PathLike[str],
-                     typestore: Typestore | None = None) -> tuple[Path, RecoveryReport | None]:
-    """The bag to convert in place of ``bag``: itself when it was finalised, else its
-    ``<bag>.recovered`` twin, made now unless an earlier recovery left a finished one."""
+def ensure_recovered(bag: str | os.PathLike[str], typestore: Typestore | None = None,
+                     thorough: bool = True) -> tuple[Path, RecoveryReport | None]:
+    """The bag to convert in place of ``bag``: itself when it is whole (``bag_damage``; read
+    through when ``thorough``), else :func:`recovered_twin`."""
     bag = Path(bag)
-    if not needs_recovery(bag):
+    if not needs_recovery(bag, thorough):
         return bag, None
+    return recovered_twin(bag, typestore)
+
+
+def recovered_twin(bag: str | os.PathLike[str],
+                   typestore: Typestore | None = None) -> tuple[Path, RecoveryReport]:
+    """``<bag>.recovered``, made now unless an earlier recovery left a finished one (reused:
+    the report says so)."""
+    bag = Path(bag)
     out = default_output(bag)
     if (out / 'metadata.yaml').is_file():
         return out, RecoveryReport(bag, out, storage_files(bag)[0], reused=True)
