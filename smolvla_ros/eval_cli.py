@@ -145,7 +145,8 @@ def _evaluate(args: argparse.Namespace, config, checkpoint: str | None):
     def row(i: int, r) -> None:
         print(f"{i + 1:>4} {r.seed:>6} {'ok' if r.success else 'fail':>7} {r.time_s:>7.2f} "
               f'{r.chunks:>6} {r.requests:>8} {r.starvation_ticks:>7} '
-              f'{r.compute_p50_ms:>8.1f} {r.wall_s:>6.1f}', flush=True)
+              f'{r.compute_p50_ms:>8.1f} {r.wall_s:>6.1f}'
+              + (f'  ({r.error})' if r.error else ''), flush=True)
     try:
         return evaluate(policy, view, config, on_episode=row)
     finally:

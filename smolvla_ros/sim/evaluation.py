@@ -48,7 +48,7 @@ from smolvla_ros.opencv import cv2
 from smolvla_ros.policy.serving import load_policy, predict_fn, warm_up
 from smolvla_ros.sim.contract_view import ContractView
 from smolvla_ros.sim.episode_runner import EpisodeResult, RunConfig, run_episode
-from smolvla_ros.sim.errors import SimConfigError
+from smolvla_ros.sim.errors import IKError, SimConfigError
 from smolvla_ros.sim.oracle import POLICY_ID as ORACLE_ID
 from smolvla_ros.sim.oracle import OracleConfig, OraclePolicy
 from smolvla_ros.sim.success import TASK_PROMPTS, TASKS
@@ -211,6 +211,7 @@ class EpisodeRow:
     latency_p50_ms: float  # the delay the executor saw per chunk
     wall_s: float
     video: str | None = None
+    error: str = ''  # why the episode ended early (the scripted expert cannot reach the cube)
 
     @classmethod
     def from_result(cls, result: EpisodeResult, wall_s: float,
@@ -295,7 +296,16 @@ def evaluate(policy: EvalPolicy, view: ContractView, config: EvalConfig,
         frames: list[np.ndarray] = []
         on_tick = _video_grabber(view, frames, config.video_fps) if config.video_dir else None
         wall = time.perf_counter()
-        result = run_episode(view.world, policy, run, seed, on_tick=on_tick, observe=observe)
+        try:
+            result = run_episode(view.world, policy, run, seed, on_tick=on_tick,
+                                 observe=observe)
+        except IKError as exc:  # only the oracle raises it: the expert's own failure
+            row = EpisodeRow(seed, False, view.world.time, 0, 0, 0, 0.0, 0.0,
+                             time.perf_counter() - wall, error=f'expert: {exc}')
+            rows.append(row)
+            if on_episode is not None:
+                on_episode(i, row)
+            continue
         video = None
         if config.video_dir is not None:
             video = write_mp4(frames, Path(config.video_dir) / f'episode_{seed}.mp4',

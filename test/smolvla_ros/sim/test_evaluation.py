@@ -125,3 +125,13 @@ def test_seeds_outside_the_evaluation_range_are_flagged(capsys, caplog) -> None:
     assert rc == 0
     assert 'leave the evaluation range 5000-5999' in caplog.text
     assert _summary(capsys.readouterr().out)['seed_start'] == 4999
+
+
+def test_an_unreachable_cube_is_the_experts_failed_episode_not_a_crash(capsys) -> None:
+    # Seed 5009 puts the cube where the scripted expert's top-down IK has no solution.
+    rc = main(['eval', '--oracle', '--episodes', '1', '--seed-start', '5009', '--timeout', '10'])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    summary = _summary(out)
+    assert summary['episodes'] == 1 and summary['successes'] == 0
+    assert 'expert: no top-down pose reaches' in out
