@@ -19,9 +19,9 @@ An episode that cannot succeed must end visibly instead of leaving the demo stuc
 out of the arm's reach left the oracle answering IKError forever): a policy that knows it cannot
 go on publishes ``sim/give_up`` (std_msgs/String, JSON ``{"episode": N, "reason": "..."}``; a
 give-up for another episode is ignored), and, when ``episode_timeout_s`` is set, an episode
-without success for that long in simulated time ends too. Either way the simulator publishes a ``failure``
-event with the reason, logs it, and starts the next seeded episode (a ``reset`` event, which the
-executor's ``reset_topic`` turns into a cleared plan).
+without success for that long in simulated time ends too. Either way the simulator publishes a
+``failure`` event with the reason, logs it, and starts the next seeded episode (a ``reset``
+event, which the executor's ``reset_topic`` turns into a cleared plan).
 
 On shutdown the bus stays served until the driver has turned torque off (at most
 ``release_grace_s``; sim/bus_release.py), so that the driver's release does not race the
