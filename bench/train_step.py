@@ -64,10 +64,16 @@ def child_step(spec: dict[str, Any]) -> dict[str, Any]:
     policy = _policy(spec['preset'], spec['expert_only'])
     cfg, b = policy.config, spec['batch']
     gen = torch.Generator().manual_seed(0)
+    # Pre-tokenized language (48 tokens, SmolVLA's max length): smolvla_base's tokenizer is not
+    # on this machine, and the step time does not depend on which ids they are.
+    vocab = policy.model.vlm_with_expert.vlm.config.text_config.vocab_size
     batch: dict[str, Any] = {
         'observation.state': torch.randn(b, 6, generator=gen),
         'action': torch.randn(b, cfg.chunk_size, 6, generator=gen),
-        'task': ['pick up the cube and lift it'] * b}
+        'observation.language.tokens': torch.randint(0, vocab, (b, cfg.tokenizer_max_length),
+                                                     generator=gen),
+        'observation.language.attention_mask': torch.ones(b, cfg.tokenizer_max_length,
+                                                          dtype=torch.bool)}
     w, h = cfg.resize_imgs_with_padding
     for key in policy.required_image_keys:
         batch[key] = torch.rand(b, 3, h, w, generator=gen)
