@@ -23,8 +23,9 @@ import pyarrow.parquet as pq
 from smolvla_training import lerobot_format as fmt
 from smolvla_training.convert.errors import DatasetCheckError
 from smolvla_training.convert.stats import numeric_stats
+from smolvla_training.convert.video import decoded_frame_times
 from smolvla_training.dataset.reader import DatasetFormatError, LeRobotDatasetReader
-from smolvla_training.dataset.video import VideoDecodeError, decode_all
+from smolvla_training.dataset.video import VideoDecodeError
 
 # Stats are float64 over the float32 data (LeRobot's may be accumulated in float32): allow that
 # rounding, relative to the values' scale. A corruption smaller than this in one value of a long
@@ -156,7 +157,7 @@ def _check_videos(reader: LeRobotDatasetReader, problems: list[str]) -> None:
     for rel, parts in wanted.items():
         expected = np.sort(np.concatenate(parts))  # [M]
         try:
-            times, _ = decode_all(reader.root / rel)
+            times = decoded_frame_times(reader.root / rel)  # constant memory per file
         except VideoDecodeError as exc:
             problems.append(str(exc))
             continue
