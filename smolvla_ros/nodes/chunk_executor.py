@@ -93,11 +93,19 @@ class ChunkExecutor(Node):
         p = partial(read_only_parameter, self)
         contract_file = p('contract_file', '', 'robot contract YAML (empty: config/contracts)')
         self.contract = c = load_contract(contract_file or default_contract_path())
-        camera_age = p('camera_max_age_s', 0.0, "cameras' max age (s); 0: the contract's")
+        # The camera source's own rate and age, when the bringup knows them (the simulator's
+        # 10 Hz rendering: params/chunk_executor_sim_true.yaml); camera_* override them.
+        source_age = p('camera_source_max_age_s', 0.0, "the camera source's max frame age (s); "
+                       "0: the contract's")
+        camera_age = p('camera_max_age_s', 0.0, "cameras' max age (s); 0: the camera "
+                       "source's") or source_age
         if camera_age:  # slower cameras (the simulator's 10 Hz); the joint state keeps its age
             self.contract = c = replace(c, cameras={
                 n: replace(cam, max_age_s=camera_age) for n, cam in c.cameras.items()})
-        camera_fps = p('camera_fps', 0.0, "cameras' expected rate (Hz); 0: the contract's")
+        source_fps = p('camera_source_fps', 0.0, "the camera source's frame rate (Hz); 0: the "
+                       "contract's")
+        camera_fps = p('camera_fps', 0.0, "cameras' expected rate (Hz); 0: the camera "
+                       "source's") or source_fps
         if camera_fps:  # the simulator renders at its camera_hz, not at the contract's 30 fps
             self.contract = c = replace(c, cameras={
                 n: replace(cam, fps=camera_fps) for n, cam in c.cameras.items()})

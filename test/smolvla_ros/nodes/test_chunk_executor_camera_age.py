@@ -70,3 +70,23 @@ def test_negative_camera_max_age_fails_at_start(rclpy_context, tmp_path) -> None
     contract = write_contract(tmp_path / 'contract.yaml')
     with pytest.raises(ValueError, match='max_age_s'):
         _executor(rclpy_context, contract, camera_max_age_s=-0.1)
+
+
+def test_the_camera_sources_values_apply_unless_overridden(rclpy_context, tmp_path) -> None:
+    """The simulated profiles set camera_source_* (params/chunk_executor_sim_true.yaml), so that
+    `up so101_async sim:=true` works with its defaults; camera_max_age_s / camera_fps still win."""
+    contract = write_contract(tmp_path / 'contract.yaml', camera_max_age_s=0.15)
+    node = _executor(rclpy_context, contract, camera_source_max_age_s=0.35,
+                     camera_source_fps=10.0)
+    try:
+        cam = node.contract.cameras['front']
+        assert (cam.max_age_s, cam.fps) == pytest.approx((0.35, 10.0))
+    finally:
+        node.destroy_node()
+    node = _executor(rclpy_context, contract, camera_source_max_age_s=0.35,
+                     camera_source_fps=10.0, camera_max_age_s=0.2, camera_fps=15.0)
+    try:
+        cam = node.contract.cameras['front']
+        assert (cam.max_age_s, cam.fps) == pytest.approx((0.2, 15.0))
+    finally:
+        node.destroy_node()
