@@ -55,7 +55,9 @@ def _frame_columns(ep: EpisodeRecord, start_index: int, task_index: int,
 def _write_table(root: Path, rel: str, table: pa.Table) -> None:
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path)
+    # Page CRCs (part of the parquet format; readers ignore them unless asked) let --check find
+    # any flipped byte in a data page (convert/check.py).
+    pq.write_table(table, path, write_page_checksum=True)
 
 
 def _episode_stats(ep: EpisodeRecord, cols: dict[str, np.ndarray],
