@@ -1,8 +1,9 @@
 """Starting `smolvla-ros up` from tests, and bounding a run without orphaning its nodes.
 
-`up` starts every node in a session of its own, so a SIGKILL of `up` alone would leave the nodes
-running and slowing every later test: a run past its deadline gets SIGINT first (up then stops
-its nodes), and SIGKILL only if that does not end it.
+`up` starts every node in a session of its own; the kernel sends them SIGTERM when `up` dies
+(PR_SET_PDEATHSIG, bringup/supervisor.py), but a run past its deadline still gets SIGINT first, so
+that `up` stops its nodes in order and the test sees their exit, and SIGKILL only if that does not
+end it.
 """
 from __future__ import annotations
 
