@@ -13,6 +13,7 @@ as U^(1/1.5) (exactly Beta(1.5, 1); LeRobot samples the same distribution) scale
 from __future__ import annotations
 
 from collections.abc import Callable
+import contextlib
 import dataclasses
 import math
 import time
@@ -76,10 +77,6 @@ class _Run:
     samples: int = 0  # samples drawn so far (global), the data position
     best_val: float = math.inf
     best_step: int | None = None
-
-
-def _policy_config_json(policy: SmolVLAPolicy) -> dict[str, Any]:
-    return policy.config.to_dict()
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -176,7 +173,7 @@ def train_step(run: _Run, model: nn.Module) -> tuple[float, float, np.ndarray]:
                 batch[key] = augment_images(batch[key], run.generator)
         batch = _to_device(batch, d.device)
         sync = micro == c.grad_accum - 1 or not d.active
-        ctx = model.no_sync() if (d.active and not sync) else _null()
+        ctx = model.no_sync() if (d.active and not sync) else contextlib.nullcontext()
         with ctx, torch.autocast(d.device.type, dtype=torch.bfloat16,
                                  enabled=c.amp and d.device.type == 'cuda'):
             per_sample = model(batch, noise[sel].to(d.device), times[sel].to(d.device))  # [B]
@@ -194,14 +191,6 @@ def train_step(run: _Run, model: nn.Module) -> tuple[float, float, np.ndarray]:
     run.optimizer.step()
     run.step += 1
     return total, grad_norm, rows
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 @torch.no_grad()
@@ -244,7 +233,7 @@ def save(run: _Run, metrics: MetricsLog, log: Callable[[str], None]) -> None:
         progress = {'samples': run.samples, 'best_val': run.best_val
                     if math.isfinite(run.best_val) else None, 'best_step': run.best_step}
         cp.save(c.out_dir, run.step, run.policy, run.optimizer, run.generator, progress,
-                {**c.to_json(), 'policy': _policy_config_json(run.policy)})
+                {**c.to_json(), 'policy': run.policy.config.to_dict()})
         if run.best_step is not None:
             cp.point(c.out_dir, cp.BEST, run.best_step)
         cp.prune(c.out_dir, c.keep_last, {run.best_step} if run.best_step is not None else set())
