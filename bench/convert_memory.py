@@ -7,10 +7,13 @@ conversion and the check that the CLI runs on its output. Reported per run: bags
 RSS of each phase, wall time; the growth from the smallest to the largest count per bag is what
 must stay near zero. ``--code DIR`` runs another checkout's packages (its ``training`` and root
 put first on PYTHONPATH), e.g. an export of an older commit, side by side with this one.
-Outputs go to a temporary directory and are deleted.
+Without ``--bags-dir`` it writes synthetic bags (3 s, two 640x480 JPEG cameras at 30 Hz, the
+contract's so101 topics) and converts them with a contract of that size. Outputs go to a
+temporary directory and are deleted.
 
-Run: ``nice -n 15 python bench/convert_memory.py --bags-dir /work/data/bags_lift --counts 10 30``;
-prints a markdown table and writes bench/results/convert_memory.json.
+Run: ``nice -n 15 python bench/convert_memory.py --bags-dir /work/data/bags_lift --counts 10 30``
+(recorded sim bags) or just ``python bench/convert_memory.py`` (synthetic, 4 and 12 bags); prints
+a markdown table and writes bench/results/convert_memory.json.
 """
 from __future__ import annotations
 
@@ -44,13 +47,34 @@ def _rss_mb(pid: int) -> tuple[float, float] | None:
     return vals['VmRSS'], vals['VmHWM']
 
 
-def measure(bags: list[Path], out: Path, code: Path | None) -> dict:
+def _synthetic(work: Path, n: int) -> tuple[list[Path], Path]:
+    """``n`` synthetic 3 s bags of 640x480 cameras and the contract file they match."""
+    from smolvla_training.convert.synthetic_bag import jittery_spec, write_bag
+    import yaml
+
+    from smolvla_ros.core.contract import default_contract_path
+    path = default_contract_path()
+    data = yaml.safe_load(path.read_text())
+    for cam in data['cameras'].values():
+        cam['width'], cam['height'] = 640, 480
+    data['calibration_file'] = str((path.parent / data['calibration_file']).resolve())
+    contract = work / 'contract.yaml'
+    contract.write_text(yaml.safe_dump(data))
+    bags = [write_bag(work / f'bag_{i:03d}', jittery_spec(3.0, width=640, height=480))
+            for i in range(n)]
+    return bags, contract
+
+
+def measure(bags: list[Path], out: Path, code: Path | None,
+            contract: Path | None = None) -> dict:
     """One CLI run over ``bags``: peak RSS (MiB) while converting and while checking."""
     env = dict(os.environ, OMP_NUM_THREADS='1')
     if code is not None:
         env['PYTHONPATH'] = os.pathsep.join([str(code / 'training'), str(code)])
     cmd = [sys.executable, '-m', 'smolvla_training.convert.cli', *map(str, bags),
            '--out', str(out), '--vcodec', 'h264', '--no-progress']
+    if contract is not None:
+        cmd += ['--contract', str(contract)]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env)
@@ -89,20 +113,28 @@ def measure(bags: list[Path], out: Path, code: Path | None) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--bags-dir', type=Path, required=True, help='directory of bag directories')
-    p.add_argument('--counts', type=int, nargs='+', default=[10, 30])
+    p.add_argument('--bags-dir', type=Path, default=None,
+                   help='directory of bag directories (default: synthetic bags)')
+    p.add_argument('--counts', type=int, nargs='+', default=None,
+                   help='bags per run (default: 10 30 of --bags-dir, 4 12 synthetic)')
     p.add_argument('--code', type=Path, default=None, help='checkout to run instead of this one')
     p.add_argument('--label', default=None, help='name of this code in the results')
     args = p.parse_args()
-    bags = sorted(d for d in args.bags_dir.iterdir() if (d / 'metadata.yaml').is_file())
-    if len(bags) < max(args.counts):
-        raise SystemExit(f'{args.bags_dir} has {len(bags)} bags, fewer than {max(args.counts)}')
+    counts = args.counts or ([10, 30] if args.bags_dir else [4, 12])
     label = args.label or (str(args.code) if args.code else 'this checkout')
     rows = []
     work = Path(tempfile.mkdtemp(prefix='convert_memory_'))
+    contract = None
     try:
-        for n in args.counts:
-            row = {'code': label, **measure(bags[:n], work / f'ds_{n}', args.code)}
+        if args.bags_dir is None:
+            bags, contract = _synthetic(work, max(counts))
+        else:
+            bags = sorted(d for d in args.bags_dir.iterdir() if (d / 'metadata.yaml').is_file())
+        if len(bags) < max(counts):
+            raise SystemExit(f'{args.bags_dir} has {len(bags)} bags, fewer than {max(counts)}')
+        for n in counts:
+            row = {'code': label, 'source': str(args.bags_dir or 'synthetic 3 s 640x480'),
+                   **measure(bags[:n], work / f'ds_{n}', args.code, contract)}
             shutil.rmtree(work / f'ds_{n}')
             rows.append(row)
             print(row, flush=True)
@@ -116,10 +148,11 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / 'convert_memory.json'
     old = json.loads(out.read_text()) if out.exists() else {}
-    runs = [r for r in old.get('rows', []) if r['code'] != label] + rows
+    runs = [r for r in old.get('rows', [])
+            if (r.get('code'), r.get('source')) != (label, rows[0]['source'])] + rows
     out.write_text(json.dumps({'machine': {'cpu': cpu_model(), 'python': platform.python_version(),
                                            'cpus': os.cpu_count()},
-                               'bags_dir': str(args.bags_dir), 'rows': runs}, indent=1))
+                               'rows': runs}, indent=1))
 
 
 if __name__ == '__main__':

@@ -358,14 +358,19 @@ def test_a_hot_journal_or_missing_listed_file_needs_recovery(tmp_path) -> None:
 
 
 def test_thorough_check_finds_what_the_footer_hides(tmp_path) -> None:
-    """A finished mcap whose data section was damaged in place keeps a valid footer: only
-    reading it through (what --recover does) finds it."""
-    _write(tmp_path / 'bag')
+    """A finished mcap whose summary section (the indexes rosbags reads by) was damaged in place
+    keeps a valid footer: only reading it through (what --recover does) finds it, and recovery
+    keeps every message of the intact data section."""
+    sent = _write(tmp_path / 'bag')
     mcap = next((tmp_path / 'bag').glob('*.mcap'))
-    offsets = _chunk_offsets(mcap)
+    size = mcap.stat().st_size
     with mcap.open('r+b') as f:
-        f.seek(offsets[1])
-        f.write(b'\x00' * 9)  # the second chunk's record header zeroed
+        f.seek(size - len(MAGIC) - 20)  # the footer's content: summary_start u64, ...
+        summary_start = struct.unpack('<Q', f.read(8))[0]
+        assert 0 < summary_start < size
+        f.seek(summary_start)
+        f.write(b'\x00' * 64)
     assert bag_damage(tmp_path / 'bag') is None
     why = bag_damage(tmp_path / 'bag', thorough=True)
-    assert why is not None and f'at byte {offsets[1]}' in why
+    assert why is not None and 'rosbags stops reading it' in why, why
+    assert _read(recover_bag(tmp_path / 'bag').output) == sent
