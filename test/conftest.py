@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import sys
 
 import pytest
@@ -16,6 +17,15 @@ os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(1, 215)))
 # MuJoCo fixes its GL backend at first import; a test module that imports mujoco before
 # smolvla_ros.sim would leave the whole process on GLFW, which fails on a headless CI machine.
 os.environ.setdefault('MUJOCO_GL', 'egl')
+
+# A suite started as a background job of a non-interactive shell inherits SIGINT *ignored* (and
+# under nohup SIGHUP too), and every process a test starts (ros2 launch, nodes, converters) would
+# inherit that, so the stop-signal tests would fail for a reason no user has. Reset here, children
+# exec with the default dispositions, as under a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def random_domain_id() -> int:
