@@ -511,49 +511,44 @@ _SMOLVLM2_500M_GEOMETRY: dict[str, Any] = {
         'tie_word_embeddings': False,
     },
 }
+def _small_geometry(*, vision_hidden: int, vision_layers: int, vision_heads: int, image: int,
+                    patch: int, text_hidden: int, text_layers: int,
+                    head_dim: int) -> dict[str, Any]:
+    """A SmolVLM config for the built-in small geometries: byte-level vocabulary, pixel shuffle 2,
+    4 query / 2 key-value heads in the text model, MLPs twice the width."""
+    return {
+        'image_token_id': TINY_VOCAB_SIZE - 2,
+        'scale_factor': 2,
+        'tie_word_embeddings': False,
+        'vision_config': {
+            'hidden_size': vision_hidden, 'intermediate_size': 2 * vision_hidden,
+            'num_hidden_layers': vision_layers, 'num_attention_heads': vision_heads,
+            'num_channels': 3, 'image_size': image, 'patch_size': patch,
+            'hidden_act': 'gelu_pytorch_tanh', 'layer_norm_eps': 1e-6,
+        },
+        'text_config': {
+            'model_type': 'llama', 'hidden_size': text_hidden,
+            'intermediate_size': 2 * text_hidden, 'num_hidden_layers': text_layers,
+            'num_attention_heads': 4, 'num_key_value_heads': 2, 'head_dim': head_dim,
+            'vocab_size': TINY_VOCAB_SIZE, 'rms_norm_eps': 1e-5, 'rope_theta': 100000.0,
+            'max_position_embeddings': 512, 'hidden_act': 'silu', 'attention_bias': False,
+            'mlp_bias': False, 'pad_token_id': 2, 'bos_token_id': 1, 'eos_token_id': 0,
+            'tie_word_embeddings': False,
+        },
+    }
+
+
 # The small learned geometry ('sim_small' preset): 96x96 images, patch 12 (64 patches), pixel
 # shuffle 2 (16 tokens/image); a 96-wide text model of 4 layers with 4/2 heads of 24; the expert at
-# SmolVLA's 0.75 width. ~1.4 M parameters: it trains in about an hour on 2 CPU cores
+# SmolVLA's 0.75 width. ~1.0 M parameters: it trains in about an hour on 2 CPU cores
 # (docs/training.md, "The simulated pick").
-_SIM_SMALL_GEOMETRY: dict[str, Any] = {
-    'image_token_id': TINY_VOCAB_SIZE - 2,
-    'scale_factor': 2,
-    'tie_word_embeddings': False,
-    'vision_config': {
-        'hidden_size': 96, 'intermediate_size': 192, 'num_hidden_layers': 3,
-        'num_attention_heads': 4, 'num_channels': 3, 'image_size': 96, 'patch_size': 12,
-        'hidden_act': 'gelu_pytorch_tanh', 'layer_norm_eps': 1e-6,
-    },
-    'text_config': {
-        'model_type': 'llama', 'hidden_size': 96, 'intermediate_size': 192,
-        'num_hidden_layers': 4, 'num_attention_heads': 4, 'num_key_value_heads': 2,
-        'head_dim': 24, 'vocab_size': TINY_VOCAB_SIZE, 'rms_norm_eps': 1e-5,
-        'rope_theta': 100000.0, 'max_position_embeddings': 512, 'hidden_act': 'silu',
-        'attention_bias': False, 'mlp_bias': False, 'pad_token_id': 2, 'bos_token_id': 1,
-        'eos_token_id': 0, 'tie_word_embeddings': False,
-    },
-}
+_SIM_SMALL_GEOMETRY = _small_geometry(vision_hidden=96, vision_layers=3, vision_heads=4, image=96,
+                                      patch=12, text_hidden=96, text_layers=4, head_dim=24)
 
 _BUILTIN_GEOMETRIES = {SMOLVLM2_500M: _SMOLVLM2_500M_GEOMETRY,
                        SIM_SMALL_VLM_NAME: _SIM_SMALL_GEOMETRY}
 
 # The tiny test geometry: 64x64 images, patch 8 (64 patches), pixel shuffle 2 (16 tokens/image),
 # a 64-wide text model of 8 layers (4 kept) with 4/2 heads of 16; vocabulary = the tiny tokenizer.
-_TINY_GEOMETRY: dict[str, Any] = {
-    'image_token_id': TINY_VOCAB_SIZE - 2,
-    'scale_factor': 2,
-    'tie_word_embeddings': False,
-    'vision_config': {
-        'hidden_size': 32, 'intermediate_size': 64, 'num_hidden_layers': 2,
-        'num_attention_heads': 2, 'num_channels': 3, 'image_size': 64, 'patch_size': 8,
-        'hidden_act': 'gelu_pytorch_tanh', 'layer_norm_eps': 1e-6,
-    },
-    'text_config': {
-        'model_type': 'llama', 'hidden_size': 64, 'intermediate_size': 128,
-        'num_hidden_layers': 8, 'num_attention_heads': 4, 'num_key_value_heads': 2,
-        'head_dim': 16, 'vocab_size': TINY_VOCAB_SIZE, 'rms_norm_eps': 1e-5,
-        'rope_theta': 100000.0, 'max_position_embeddings': 512, 'hidden_act': 'silu',
-        'attention_bias': False, 'mlp_bias': False, 'pad_token_id': 2, 'bos_token_id': 1,
-        'eos_token_id': 0, 'tie_word_embeddings': False,
-    },
-}
+_TINY_GEOMETRY = _small_geometry(vision_hidden=32, vision_layers=2, vision_heads=2, image=64,
+                                 patch=8, text_hidden=64, text_layers=8, head_dim=16)
