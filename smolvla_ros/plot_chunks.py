@@ -11,13 +11,13 @@ from the .msg files) holding ``predicted_chunk``, ``executed_action`` and option
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
 import logging
 import os
 from pathlib import Path
 
 import numpy as np
 
+from smolvla_ros.core.chunk_log import ChunkLog, ChunkLogError, JointTrack
 from smolvla_ros.core.chunk_markers import ChunkGeometryError, MarkerStyle, chunk_path
 from smolvla_ros.core.kinematics import TIP_LINK, ForwardKinematics
 from smolvla_ros.core.types import ActionChunkData, InvalidDataError
@@ -28,51 +28,6 @@ logger = logging.getLogger(__name__)
 CHUNK_TOPIC, EXECUTED_TOPIC, STATE_TOPIC = 'predicted_chunk', 'executed_action', 'joint_states'
 CHUNK_TYPE = 'smolvla_msgs/msg/ActionChunk'
 JOINT_STATE_TYPE = 'sensor_msgs/msg/JointState'
-
-
-class ChunkLogError(ValueError):
-    """A bag or recording that holds no plottable chunks (missing topics, wrong types, bad data)."""
-
-
-@dataclass
-class JointTrack:
-    """A joint-position stream: stamps [N] int64 ns and positions [N, J] rad."""
-
-    names: tuple[str, ...] = ()
-    stamps_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    positions: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
-
-    @classmethod
-    def from_rows(cls, names: tuple[str, ...], stamps: list[int],
-                  rows: list[np.ndarray]) -> JointTrack:
-        if not rows:
-            return cls(names)
-        return cls(names, np.asarray(stamps, np.int64), np.vstack(rows))  # [N, J]
-
-
-@dataclass
-class ChunkLog:
-    """What plot-chunks draws: accepted chunks, the executed command and the measured angles."""
-
-    chunks: list[ActionChunkData]
-    executed: JointTrack = field(default_factory=JointTrack)
-    measured: JointTrack = field(default_factory=JointTrack)
-    markers_ns: list[int] = field(default_factory=list)  # vertical lines (e.g. episode starts)
-
-    def t0_ns(self) -> int:
-        stamps = [c.stamp_ns for c in self.chunks]
-        for track in (self.executed, self.measured):
-            if track.stamps_ns.size:
-                stamps.append(int(track.stamps_ns[0]))
-        if not stamps:
-            raise ChunkLogError('nothing to plot: no chunks and no executed actions')
-        return min(stamps)
-
-
-def _joint_order(log: ChunkLog) -> tuple[str, ...]:
-    if log.chunks:
-        return log.chunks[0].joint_names
-    return log.executed.names or log.measured.names
 
 
 def _columns(names: tuple[str, ...], joint: str) -> int | None:
@@ -86,7 +41,7 @@ def render_chunk_plot(log: ChunkLog, path: str | os.PathLike[str],
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    joints = _joint_order(log)
+    joints = log.joint_order()
     if not joints:
         raise ChunkLogError('nothing to plot: no joint names in the log')
     t0 = log.t0_ns()
@@ -356,7 +311,7 @@ def run(args: argparse.Namespace) -> int:
                                     'chunk executor running (same ROS_DOMAIN_ID)?')
         else:
             log = read_bag(args.source, args.namespace)
-        fk = None if args.no_3d else load_fk(args.urdf, _joint_order(log))
+        fk = None if args.no_3d else load_fk(args.urdf, log.joint_order())
         out = render_chunk_plot(log, args.out, fk,
                                 title=f'{args.source}: {len(log.chunks)} predicted chunks')
     except (ChunkLogError, ChunkGeometryError, UrdfError) as exc:

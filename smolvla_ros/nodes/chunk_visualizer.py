@@ -27,6 +27,7 @@ from smolvla_msgs.msg import ActionChunk
 from std_msgs.msg import ColorRGBA, String
 from visualization_msgs.msg import Marker, MarkerArray
 
+from smolvla_ros.core.chunk_log import ChunkLog, JointTrack
 from smolvla_ros.core.chunk_markers import (
     ChunkGeometryError,
     ChunkScene,
@@ -185,10 +186,8 @@ class ChunkVisualizer(Node):
         self.marker_pub.publish(self.build_markers())
 
 
-def record_live(duration_s: float, namespace: str = ''):
+def record_live(duration_s: float, namespace: str = '') -> ChunkLog:
     """Record predicted_chunk, executed_action and joint_states for `duration_s` (plot-chunks)."""
-    from smolvla_ros.plot_chunks import ChunkLog, JointTrack
-
     rclpy.init()
     node = Node('plot_chunks_recorder', namespace=namespace or None)
     chunks, tracks = [], {'executed_action': ([], [], []), 'joint_states': ([], [], [])}
