@@ -8,8 +8,11 @@ already draws from the seed (cube position, yaw and colour, sim/world.py), each 
 - **execution noise**: smooth (Ornstein-Uhlenbeck) noise on the arm's executed joint targets;
 - **recovery** (a fraction of episodes): one disturbance the reactive expert must recover from:
   ``push`` (the executed arm targets are shoved off course for a moment), ``bump`` (the cube is
-  moved a few cm just before the jaws reach it, so they close on nothing and the expert re-grasps)
-  or ``drop`` (the jaws open for a moment while lifting, the cube falls, the expert picks it again).
+  moved a few cm just before the jaws reach it, so they close on nothing and the expert re-grasps),
+  ``nudge`` (the same by only 1-2 cm, so the jaws close on the cube's edge: it tips or sits
+  off-centre, the learned policy's own typical miss), ``drop`` (the jaws open for a moment while
+  lifting, the cube falls, the expert picks it again) or ``slip`` (while lifting, the cube leaves
+  the closed jaws and lands beside them: the arm is up with empty closed jaws and must re-open).
 
 All of it acts on what the *arm executes*; the commands the executor sends (and the recorder
 writes on ``joint_commands``) stay the expert's own, so the dataset's actions are clean while its
@@ -28,7 +31,7 @@ from smolvla_ros.sim.expert import ExpertConfig
 from smolvla_ros.sim.kinematics import ARM
 from smolvla_ros.sim.world import SimWorld
 
-PERTURBATIONS = ('push', 'bump', 'drop')
+PERTURBATIONS = ('push', 'bump', 'drop', 'nudge', 'slip')
 _STREAM = 0x5EED  # second entropy word: the variation's stream differs from the world's cube draw
 
 
@@ -40,12 +43,14 @@ class VariationConfig:
     noise_tau_s: float = 0.3  # its correlation time
     speed_jitter: float = 0.15  # expert joint speed x U(1 - j, 1 + j)
     hover_jitter: float = 0.015  # expert hover height + U(-j, j/3) m
-    recovery_fraction: float = 0.3  # share of episodes with one disturbance
+    recovery_fraction: float = 0.5  # share of episodes with one disturbance
     kinds: tuple[str, ...] = PERTURBATIONS  # disturbances to draw from
     push_rad: tuple[float, float] = (0.12, 0.25)  # largest joint offset of a push
     push_s: float = 0.4  # how long a push lasts
     bump_m: tuple[float, float] = (0.025, 0.045)  # how far the cube is moved
     drop_s: float = 0.3  # how long the jaws are held open
+    nudge_m: tuple[float, float] = (0.01, 0.02)  # how far the cube is moved under the jaws
+    slip_m: tuple[float, float] = (0.04, 0.055)  # where the slipping cube lands, from the jaws
 
     def __post_init__(self) -> None:
         for name in ('noise_rad', 'speed_jitter', 'hover_jitter', 'push_s', 'drop_s'):
@@ -63,7 +68,7 @@ class VariationConfig:
         if unknown or (self.recovery_fraction > 0 and not self.kinds):
             raise SimConfigError(f'perturbation kinds must be a non-empty subset of '
                                  f'{PERTURBATIONS}, got {list(self.kinds)}')
-        for name in ('push_rad', 'bump_m'):
+        for name in ('push_rad', 'bump_m', 'nudge_m', 'slip_m'):
             lo, hi = getattr(self, name)
             if not 0 <= lo <= hi:
                 raise SimConfigError(f'{name} must be (low, high) with 0 <= low <= high')
@@ -79,6 +84,8 @@ class EpisodeVariation:
     push_start_s: float = 0.0
     push_offset: np.ndarray = field(default_factory=lambda: np.zeros(ARM))  # [5] rad
     bump_offset: np.ndarray = field(default_factory=lambda: np.zeros(2))  # [2] m
+    nudge_offset: np.ndarray = field(default_factory=lambda: np.zeros(2))  # [2] m
+    slip_offset: np.ndarray = field(default_factory=lambda: np.zeros(2))  # [2] m
 
     def summary(self) -> dict:
         out: dict = {'joint_speed': round(self.expert.joint_speed, 4),
@@ -87,8 +94,9 @@ class EpisodeVariation:
         if self.perturbation == 'push':
             out['push_start_s'] = round(self.push_start_s, 3)
             out['push_offset_rad'] = [round(float(v), 4) for v in self.push_offset]
-        elif self.perturbation == 'bump':
-            out['bump_offset_m'] = [round(float(v), 4) for v in self.bump_offset]
+        elif self.perturbation in ('bump', 'nudge', 'slip'):
+            offset = getattr(self, f'{self.perturbation}_offset')
+            out[f'{self.perturbation}_offset_m'] = [round(float(v), 4) for v in offset]
         return out
 
 
@@ -110,7 +118,12 @@ def draw_variation(seed: int, config: VariationConfig,
     push = np.append(direction * rng.uniform(*config.push_rad), 0.0)  # [5]
     angle = rng.uniform(0, 2 * math.pi)
     bump = rng.uniform(*config.bump_m) * np.array([math.cos(angle), math.sin(angle)])
-    return EpisodeVariation(seed, expert, kind if perturbed else None, push_start, push, bump)
+    # Drawn after the older numbers, so adding them changed no other episode's draw.
+    nudge = rng.uniform(*config.nudge_m) * np.array([math.cos(angle), math.sin(angle)])
+    slip_angle = rng.uniform(0, 2 * math.pi)
+    slip = rng.uniform(*config.slip_m) * np.array([math.cos(slip_angle), math.sin(slip_angle)])
+    return EpisodeVariation(seed, expert, kind if perturbed else None, push_start, push, bump,
+                            nudge, slip)
 
 
 class Disturber:
@@ -157,15 +170,21 @@ class Disturber:
                 self.events.append((t, 'push'))
             if t < self._until:
                 target[:ARM] += self.v.push_offset
-        elif kind == 'bump' and not self._done and self._about_to_grasp(world):
-            self._move_cube(world)
+        elif kind in ('bump', 'nudge') and not self._done and self._about_to_grasp(world):
+            x, y = world.cube_pose().position[:2] + getattr(self.v, f'{kind}_offset')
+            self._move_cube(world, x, y)
             self._done = True
-            self.events.append((t, 'bump'))
-        elif kind == 'drop':
+            self.events.append((t, kind))
+        elif kind in ('drop', 'slip'):
             lift = world.cube_pose().position[2] - world.cube_start[2]
             if not self._done and 0.012 < lift < 0.03:
-                self._done, self._until = True, t + self.config.drop_s
-                self.events.append((t, 'drop'))
+                self._done = True
+                self.events.append((t, kind))
+                if kind == 'drop':
+                    self._until = t + self.config.drop_s
+                else:  # out of the jaws, beside them: it falls the few mm it was lifted
+                    x, y = world.grasp_site_position()[:2] + self.v.slip_offset
+                    self._move_cube(world, x, y)
             if t < self._until:
                 target[ARM] = world.upper[ARM]  # jaws wide open
         return target
@@ -180,8 +199,7 @@ class Disturber:
         top = min(0.05, self.v.expert.hover_height - 0.01)
         return resting and 0.02 < above < top and np.linalg.norm(site[:2] - cube[:2]) < 0.03
 
-    def _move_cube(self, world: SimWorld) -> None:
-        """Move the cube by the drawn offset, kept inside the reachable area."""
+    def _move_cube(self, world: SimWorld, x: float, y: float) -> None:
+        """Move the cube to (x, y) m, kept inside the reachable area."""
         (x0, x1), (y0, y1) = self._xy_range
-        x, y = world.cube_pose().position[:2] + self.v.bump_offset
         world.move_cube(float(np.clip(x, x0, x1)), float(np.clip(y, y0, y1)))
