@@ -1,4 +1,6 @@
-"""ExecutorCore: the ROS-free chunk executor the ``chunk_executor`` node drives (DESIGN §7).
+"""ExecutorCore: the ROS-free chunk executor the ``chunk_executor`` node drives.
+
+What it does and why is in docs/async_inference.md ("Concepts"); here is how it is driven.
 
 The node owns the clock, the topics and the service client; the core owns every decision::
 
@@ -13,8 +15,9 @@ The node owns the clock, the topics and the service client; the core owns every 
     diagnostics:     core.metrics()
 
 Time is injected as int nanoseconds on one clock (the node's), so the whole behaviour is
-deterministic under test. Methods take a lock: the node may answer from a service-callback thread
-while its timer ticks in another.
+deterministic under test. It takes no lock: one thread drives it (the node's executor thread, or
+the loop of sim/episode_runner.py and the benchmarks), as docs/ARCHITECTURE.md ("Threading") has
+every node's state.
 
 Pipeline of a tick: the queued plan at now (linear interpolation between due times, or the action
 due now) -> safety (max step per tick from the last command, then joint limits) -> command. With
@@ -31,7 +34,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 import json
 import math
-import threading
 
 import numpy as np
 
@@ -189,7 +191,6 @@ class ExecutorCore:
         self.queue = ChunkQueue(len(config.joint_names))
         self.latency = LatencyEstimator(config.latency_window, 95.0, config.initial_latency_s)
         self._metrics = ExecutorMetrics()
-        self._lock = threading.RLock()
         self._trigger = config.trigger
         self._lower = None if config.lower_limits is None else np.array(config.lower_limits)
         self._upper = None if config.upper_limits is None else np.array(config.upper_limits)
@@ -213,8 +214,8 @@ class ExecutorCore:
     @property
     def in_flight(self) -> int | None:
         """The request id awaiting an answer, or None."""
-        with self._lock:
-            return None if self._in_flight is None else self._in_flight.request_id
+        flight = self._in_flight
+        return None if flight is None else flight.request_id
 
     @property
     def started(self) -> bool:
@@ -224,16 +225,14 @@ class ExecutorCore:
     @property
     def clears(self) -> int:
         """How many times the plan was cleared."""
-        with self._lock:
-            return self._clears
+        return self._clears
 
     @property
     def last_command(self) -> np.ndarray | None:
         return None if self._last_command is None else self._last_command.copy()
 
     def remaining_ns(self, now_ns: int) -> int:
-        with self._lock:
-            return self.queue.remaining_ns(now_ns)
+        return self.queue.remaining_ns(now_ns)
 
     def _interpolate(self) -> bool:
         if self.config.interpolation == 'auto':
@@ -250,34 +249,33 @@ class ExecutorCore:
     def tick(self, now_ns: int) -> TickResult:
         """The command due at now: the plan after safety, the held last command, or nothing."""
         now_ns = int(now_ns)
-        with self._lock:
-            m = self._metrics
-            m.count('ticks')
-            self._expire_request(now_ns)
-            if self._paused:
+        m = self._metrics
+        m.count('ticks')
+        self._expire_request(now_ns)
+        if self._paused:
+            m.count('idle_ticks')
+            return TickResult(None, now_ns, 'paused')
+        self.queue.prune(now_ns)
+        sample = self.queue.sample(now_ns, self._interpolate(), self._tick_tolerance_ns)
+        if sample is None:
+            if not self.started or self._last_command is None:
                 m.count('idle_ticks')
-                return TickResult(None, now_ns, 'paused')
-            self.queue.prune(now_ns)
-            sample = self.queue.sample(now_ns, self._interpolate(), self._tick_tolerance_ns)
-            if sample is None:
-                if not self.started or self._last_command is None:
-                    m.count('idle_ticks')
-                    return TickResult(None, now_ns, 'idle')
-                m.count('starvation_ticks')
-                m.count('commands')
-                self._last_plan = self._last_command
-                return TickResult(self._last_command.copy(), now_ns, 'hold')
-            plan = sample.position  # [J]
-            seam = self.queue.generation != self._seen_generation
-            self._seen_generation = self.queue.generation
-            if self._last_plan is not None:
-                m.record_step(self._last_plan, plan, seam)
-            self._last_plan = plan
-            command, step_clipped, limit_clipped = self._safety(plan)
-            self._last_command = command
+                return TickResult(None, now_ns, 'idle')
+            m.count('starvation_ticks')
             m.count('commands')
-            return TickResult(command.copy(), sample.due_ns, 'plan', plan.copy(), seam,
-                              limit_clipped, step_clipped)
+            self._last_plan = self._last_command
+            return TickResult(self._last_command.copy(), now_ns, 'hold')
+        plan = sample.position  # [J]
+        seam = self.queue.generation != self._seen_generation
+        self._seen_generation = self.queue.generation
+        if self._last_plan is not None:
+            m.record_step(self._last_plan, plan, seam)
+        self._last_plan = plan
+        command, step_clipped, limit_clipped = self._safety(plan)
+        self._last_command = command
+        m.count('commands')
+        return TickResult(command.copy(), sample.due_ns, 'plan', plan.copy(), seam,
+                          limit_clipped, step_clipped)
 
     def _safety(self, plan: np.ndarray) -> tuple[np.ndarray, bool, bool]:
         command = plan
@@ -299,15 +297,14 @@ class ExecutorCore:
     def trigger_decision(self, now_ns: int) -> TriggerDecision:
         """should_request with its reason (for diagnostics)."""
         now_ns = int(now_ns)
-        with self._lock:
-            self._expire_request(now_ns)
-            if self._paused:
-                return TriggerDecision(False, 'paused')
-            return decide(
-                self._trigger, now_ns=now_ns, in_flight=self._in_flight is not None,
-                remaining_ns=self.queue.remaining_ns(now_ns),
-                chunk_duration_ns=self._chunk_duration_ns,
-                latency_ns=self.latency.estimate_ns(), retry_at_ns=self._retry_at)
+        self._expire_request(now_ns)
+        if self._paused:
+            return TriggerDecision(False, 'paused')
+        return decide(
+            self._trigger, now_ns=now_ns, in_flight=self._in_flight is not None,
+            remaining_ns=self.queue.remaining_ns(now_ns),
+            chunk_duration_ns=self._chunk_duration_ns,
+            latency_ns=self.latency.estimate_ns(), retry_at_ns=self._retry_at)
 
     def should_request(self, now_ns: int) -> bool:
         """True when a request should be sent now (see trigger.decide)."""
@@ -324,37 +321,34 @@ class ExecutorCore:
         if observation.joint_names != self.config.joint_names:
             raise ValueError(f'observation joints {list(observation.joint_names)} != executor '
                              f'joints {list(self.config.joint_names)}')
-        with self._lock:
-            if self._in_flight is not None:
-                raise RequestInFlightError(
-                    f'request {self._in_flight.request_id} is still in flight')
-            sent_ns = observation.stamp_ns if now_ns is None else int(now_ns)
-            request_id = self._next_id
-            self._next_id += 1
-            if self._last_command is None:
-                self._seed = observation.state.copy()
-            delay, leftover = 0, np.zeros((0, len(self.config.joint_names)), dtype=np.float32)
-            if self.fusion.uses_rtc_hints:
-                delay = rtc_delay_steps(self.latency.estimate_s(), self._dt_ns / 1e9)
-                leftover = self.queue.tail(observation.stamp_ns, self._dt_ns).astype(np.float32)
-            self._in_flight = _InFlight(request_id, sent_ns)
-            self._retry_at = None
-            self._metrics.count('requests')
-            return replace(observation, request_id=request_id, inference_delay_steps=delay,
-                           leftover=leftover)
+        if self._in_flight is not None:
+            raise RequestInFlightError(
+                f'request {self._in_flight.request_id} is still in flight')
+        sent_ns = observation.stamp_ns if now_ns is None else int(now_ns)
+        request_id = self._next_id
+        self._next_id += 1
+        if self._last_command is None:
+            self._seed = observation.state.copy()
+        delay, leftover = 0, np.zeros((0, len(self.config.joint_names)), dtype=np.float32)
+        if self.fusion.uses_rtc_hints:
+            delay = rtc_delay_steps(self.latency.estimate_s(), self._dt_ns / 1e9)
+            leftover = self.queue.tail(observation.stamp_ns, self._dt_ns).astype(np.float32)
+        self._in_flight = _InFlight(request_id, sent_ns)
+        self._retry_at = None
+        self._metrics.count('requests')
+        return replace(observation, request_id=request_id, inference_delay_steps=delay,
+                       leftover=leftover)
 
     def on_observation_stale(self, now_ns: int) -> None:
         """A request was due but the observation was stale or incomplete: nothing was sent."""
-        with self._lock:
-            self._metrics.count('stale_observations')
+        self._metrics.count('stale_observations')
 
     def on_request_failed(self, request_id: int, now_ns: int, reason: str = '') -> None:
         """The request failed (service error, success=false, timeout seen by the node)."""
-        with self._lock:
-            self._metrics.count('failures')
-            if self._in_flight is not None and self._in_flight.request_id == request_id:
-                self._in_flight = None
-                self._retry_at = int(now_ns) + round(self.config.retry_interval_s * 1e9)
+        self._metrics.count('failures')
+        if self._in_flight is not None and self._in_flight.request_id == request_id:
+            self._in_flight = None
+            self._retry_at = int(now_ns) + round(self.config.retry_interval_s * 1e9)
 
     def clear(self, now_ns: int) -> int | None:
         """Drop the plan: queue, in-flight request and last command; request again next tick.
@@ -366,11 +360,10 @@ class ExecutorCore:
         backoff, and the new chunk's safety ramp and crossfade start from the observed state.
         A request already past its timeout at `now_ns` counts as a timeout, not as dropped.
         """
-        with self._lock:
-            self._clears += 1
-            return self._clear_locked(int(now_ns))
+        self._clears += 1
+        return self._drop_plan(int(now_ns))
 
-    def _clear_locked(self, now_ns: int) -> int | None:
+    def _drop_plan(self, now_ns: int) -> int | None:
         self._expire_request(now_ns)
         dropped = None if self._in_flight is None else self._in_flight.request_id
         self.queue.clear()
@@ -386,8 +379,7 @@ class ExecutorCore:
 
     @property
     def paused(self) -> bool:
-        with self._lock:
-            return self._paused
+        return self._paused
 
     def set_paused(self, paused: bool, now_ns: int) -> bool:
         """Pause (drop the plan as ``clear`` does, then command and request nothing) or resume.
@@ -395,13 +387,12 @@ class ExecutorCore:
         While paused the driver holds its last goal; resuming requests a chunk from the next
         fresh observation, as at start-up. Returns whether the state changed.
         """
-        with self._lock:
-            if paused == self._paused:
-                return False
-            if paused:
-                self._clear_locked(int(now_ns))
-            self._paused = paused
-            return True
+        if paused == self._paused:
+            return False
+        if paused:
+            self._drop_plan(int(now_ns))
+        self._paused = paused
+        return True
 
     # -- answers ---------------------------------------------------------------------------------
     def _columns(self, chunk: ActionChunkData) -> np.ndarray | None:
@@ -422,42 +413,40 @@ class ExecutorCore:
         ``received_ns``.
         """
         now_ns = int(received_ns if now_ns is None else now_ns)
-        with self._lock:
-            m = self._metrics
-            m.count('answers')
-            self.latency.add_round_trip(sent_ns, received_ns)
-            if self._in_flight is not None and self._in_flight.request_id == chunk.request_id:
-                self._in_flight = None
-            positions = self._columns(chunk)
-            reason = None
-            if chunk.request_id < self._first_live_id:
-                reason = 'cleared'  # asked for before a clear: its plan is obsolete
-            elif positions is None:
-                reason = 'joint_mismatch'
-            elif self._newest_stamp is not None and chunk.stamp_ns <= self._newest_stamp:
-                reason = 'out_of_order'
-            if reason is not None:
-                m.dropped[reason] += 1
-                return ChunkOutcome(False, reason, chunk.request_id)
-            start = chunk.stamp_ns
-            if self.config.mode == 'sync':
-                start = max(start, now_ns)
-            offsets = np.rint(np.arange(chunk.num_steps) * chunk.dt * 1e9).astype(np.int64)
-            times = start + offsets  # [T]
-            end = start + round(chunk.num_steps * chunk.dt * 1e9)
-            hold = self._last_command if self._last_command is not None else self._seed
-            result: MergeResult = self.queue.merge(times, positions, end, now_ns, self.fusion,
-                                                   chunk.dt_ns, hold)
-            if not result.accepted:
-                m.dropped[result.reason] += 1
-                return ChunkOutcome(False, result.reason, chunk.request_id, result.late_steps)
-            m.count('chunks_accepted')
-            m.record_late_steps(result.late_steps)
-            self._newest_stamp = chunk.stamp_ns
-            self._chunk_duration_ns = end - start
-            self._dt_ns = chunk.dt_ns
-            return ChunkOutcome(True, 'ok', chunk.request_id, result.late_steps)
+        m = self._metrics
+        m.count('answers')
+        self.latency.add_round_trip(sent_ns, received_ns)
+        if self._in_flight is not None and self._in_flight.request_id == chunk.request_id:
+            self._in_flight = None
+        positions = self._columns(chunk)
+        reason = None
+        if chunk.request_id < self._first_live_id:
+            reason = 'cleared'  # asked for before a clear: its plan is obsolete
+        elif positions is None:
+            reason = 'joint_mismatch'
+        elif self._newest_stamp is not None and chunk.stamp_ns <= self._newest_stamp:
+            reason = 'out_of_order'
+        if reason is not None:
+            m.dropped[reason] += 1
+            return ChunkOutcome(False, reason, chunk.request_id)
+        start = chunk.stamp_ns
+        if self.config.mode == 'sync':
+            start = max(start, now_ns)
+        offsets = np.rint(np.arange(chunk.num_steps) * chunk.dt * 1e9).astype(np.int64)
+        times = start + offsets  # [T]
+        end = start + round(chunk.num_steps * chunk.dt * 1e9)
+        hold = self._last_command if self._last_command is not None else self._seed
+        result: MergeResult = self.queue.merge(times, positions, end, now_ns, self.fusion,
+                                               chunk.dt_ns, hold)
+        if not result.accepted:
+            m.dropped[result.reason] += 1
+            return ChunkOutcome(False, result.reason, chunk.request_id, result.late_steps)
+        m.count('chunks_accepted')
+        m.record_late_steps(result.late_steps)
+        self._newest_stamp = chunk.stamp_ns
+        self._chunk_duration_ns = end - start
+        self._dt_ns = chunk.dt_ns
+        return ChunkOutcome(True, 'ok', chunk.request_id, result.late_steps)
 
     def metrics(self) -> MetricsSnapshot:
-        with self._lock:
-            return self._metrics.snapshot(self.latency.summary())
+        return self._metrics.snapshot(self.latency.summary())

@@ -4,7 +4,9 @@ Publishes ``cameras/<name>/image_raw`` (sensor_msgs/Image, rgb8), ``.../image_ra
 (JPEG, optionally resized) and ``.../camera_info`` (size only: this node does not calibrate), all
 stamped with the node-clock time at which the frame was captured. A capture thread blocks on the
 source (sources pace themselves, see hardware/cameras/base.py), so nothing blocks the executor;
-``/diagnostics`` reports the measured frame rate and warns below ``warn_ratio`` x ``fps``.
+the capture statistics that thread and the diagnostics share are kept under one lock
+(docs/ARCHITECTURE.md, "Threading"). ``/diagnostics`` reports the measured frame rate and warns
+below ``warn_ratio`` x ``fps``.
 """
 from __future__ import annotations
 
@@ -62,8 +64,9 @@ class CameraNode(Node):
         self._jpeg_pub = self.create_publisher(CompressedImage, f'{base}/image_raw/compressed', 2)
         self._info_pub = self.create_publisher(CameraInfo, f'{base}/camera_info', 2)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.rate = ArrivalWindow(2.0)  # capture times; the capture thread adds, diagnostics read
-        self._rate_lock = threading.Lock()
+        # Written by the capture thread, read by diagnostics: every access holds _capture_lock.
+        self._capture_lock = threading.Lock()
+        self.rate = ArrivalWindow(2.0)  # capture times
         self.frames = 0
         self.errors = 0
         self._last_error = ''
@@ -79,15 +82,16 @@ class CameraNode(Node):
             try:
                 frame = self.source.read()
             except CameraError as exc:
-                self.errors += 1
-                self._last_error = str(exc)
+                with self._capture_lock:
+                    self.errors += 1
+                    self._last_error = str(exc)
                 self.get_logger().error(f'capture failed: {exc}', throttle_duration_sec=2.0)
                 time.sleep(0.2)  # a lost device is retried, not spun on
                 continue
             stamp_ns = self.get_clock().now().nanoseconds
-            with self._rate_lock:
+            with self._capture_lock:
                 self.rate.add(round(frame.capture_monotonic_s * 1e9))
-            self.frames += 1
+                self.frames += 1
             if self._stop.is_set():
                 break
             self.publish_frame(frame.rgb, stamp_ns)
@@ -110,19 +114,20 @@ class CameraNode(Node):
         self._info_pub.publish(info)
 
     def _publish_diagnostics(self) -> None:
-        with self._rate_lock:
+        with self._capture_lock:
             fps = self.rate.rate_hz(time.monotonic_ns())
+            frames, errors, last_error = self.frames, self.errors, self._last_error
         wanted = self.source_config.fps
         level, text = DiagnosticStatus.OK, f'{fps:.1f} fps'
         if wanted and fps < self.warn_ratio * wanted:
             level = DiagnosticStatus.WARN
             text = f'{fps:.1f} fps, below the requested {wanted:g} fps'
-        if self.errors and self._last_error:
-            text += f'; last error: {self._last_error}'
+        if errors and last_error:
+            text += f'; last error: {last_error}'
         msg = DiagnosticArray()
         msg.header.stamp = ns_to_stamp(self.get_clock().now().nanoseconds)
-        values = {'fps': f'{fps:.2f}', 'requested_fps': f'{wanted:g}', 'frames': str(self.frames),
-                  'errors': str(self.errors), 'source': self.source.description}
+        values = {'fps': f'{fps:.2f}', 'requested_fps': f'{wanted:g}', 'frames': str(frames),
+                  'errors': str(errors), 'source': self.source.description}
         msg.status.append(DiagnosticStatus(
             level=level, name=f'{self.get_fully_qualified_name()}: {self.name}', message=text,
             hardware_id=self.source.description,

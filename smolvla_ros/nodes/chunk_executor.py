@@ -1,4 +1,6 @@
-"""chunk_executor: runs action chunks on the arm while the next chunk is computed (DESIGN §7).
+"""chunk_executor: runs action chunks on the arm while the next chunk is computed.
+
+The behaviour (time line, trigger, fusion, clearing) is explained in docs/async_inference.md.
 
 Every decision is in :class:`smolvla_ros.core.executor_core.ExecutorCore` (queue, trigger,
 fusion, safety, latency, metrics) and :class:`~smolvla_ros.core.assembly.ObservationAssembler`
@@ -28,14 +30,12 @@ fusion, safety, latency, metrics) and :class:`~smolvla_ros.core.assembly.Observa
   simulated profiles point it at so101_sim's ``sim/episode`` so that ``sim/reset`` starts the
   new episode without the old episode's plan.
 
-It spins a SingleThreadedExecutor. Every callback is short (building a request, a few ms of codec
-work per frame, runs in the worker thread while the request coroutine awaits it; docs/
-async_inference.md "Bounded decoding") and the service call is asynchronous, so nothing waits on
-the policy. The
-first version ran three callback groups under a MultiThreadedExecutor; with the Kilted rclpy
-wheels that executor re-yielded ready timers and subscriptions ~17x per period and burnt a whole
-core (6.8 s of CPU in 6 s against 1.4 s single-threaded), which starved the tick by up to ~0.9 s
-on a 2-core machine.
+Threads (docs/ARCHITECTURE.md, "Threading"): every callback runs on the executor thread, which
+owns the core, the assembler and every attribute here, without locks. The one other thread is
+``codec``: it gets the frames looked up for a request (or the observation to encode) and returns
+the decoded images (or the request message) through a future the request coroutine awaits, so the
+codec work (a few ms per frame; docs/async_inference.md "Bounded decoding") never delays the tick.
+The service call is asynchronous, so nothing waits on the policy.
 
 A stale or missing stream means no request (counted, named in the log). A policy that stops
 answering leaves the arm holding its last command; requests time out and are retried, and the
@@ -48,7 +48,6 @@ from dataclasses import replace
 from functools import partial
 import signal
 import sys
-import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -156,7 +155,6 @@ class ChunkExecutor(Node):
         self.causes = StallCauses()  # why no chunk arrives, for /diagnostics
         self._codec = ThreadPoolExecutor(1, 'codec', initializer=_block_shutdown_signals)
         self._codec_result = ThreadResult(self)
-        self._lock = threading.Lock()  # the assembler's buffers (io vs request group)
         self._pending: dict[int, tuple[int, object]] = {}  # request id -> (sent ns, future)
         self.tick_ms = LatencyRecorder(1000)  # control callback duration
         self.jitter_ms = LatencyRecorder(1000)  # |tick interval - period|
@@ -214,8 +212,7 @@ class ChunkExecutor(Node):
         self.rates.add(STATE_RATE, time.monotonic_ns())  # every arrival, usable or not
         try:
             js = joint_state_to_numpy(msg)
-            with self._lock:
-                self.assembler.add_joint_state(js.stamp_ns, js.names, js.position)
+            self.assembler.add_joint_state(js.stamp_ns, js.names, js.position)
         except (ConversionError, JointMismatchError) as exc:
             self.get_logger().warning(f'joint state ignored: {exc}', throttle_duration_sec=2.0)
 
@@ -227,8 +224,7 @@ class ChunkExecutor(Node):
             except FrameError as exc:
                 self._reject_frame(exc, 'frame refused')
                 return
-            with self._lock:
-                self.assembler.add_image(camera, stamp_to_ns(msg.header.stamp), msg)
+            self.assembler.add_image(camera, stamp_to_ns(msg.header.stamp), msg)
         return store
 
     def _on_task(self, msg: String) -> None:
@@ -289,8 +285,7 @@ class ChunkExecutor(Node):
             self._stall(f'policy service {self.client.srv_name} not available')
             return
         try:
-            with self._lock:
-                state, frames = self.assembler.lookup(now)  # frames as received
+            state, frames = self.assembler.lookup(now)  # frames as received
         except StaleStreamError as exc:  # named in /diagnostics by the alignment report
             self.core.on_observation_stale(now)
             self.get_logger().warning(f'no request: {exc}', throttle_duration_sec=2.0)
@@ -359,8 +354,7 @@ class ChunkExecutor(Node):
     def _publish_diagnostics(self) -> None:
         now = self.get_clock().now().nanoseconds
         snap = self.core.metrics()
-        with self._lock:
-            report = self.assembler.report(now)
+        report = self.assembler.report(now)
         values = {k: (f'{v:.4f}' if isinstance(v, float) else str(v))
                   for k, v in snap.as_dict().items()}
         tick, jitter = self.tick_ms.summary(), self.jitter_ms.summary()

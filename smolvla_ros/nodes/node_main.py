@@ -1,4 +1,4 @@
-"""The one ``main()`` shape every node uses (style.md item 5), and how a node awaits a thread.
+"""The one ``main()`` shape every node uses, and how a node awaits a thread.
 
 ``rclpy.init``; build the node; spin it single-threaded; Ctrl-C and external shutdown end quietly;
 a setup error (bad parameter, contract, calibration, checkpoint) is logged as FATAL without a
@@ -25,11 +25,11 @@ it has not finished within ``cleanup_timeout_s`` (default :data:`CLEANUP_TIMEOUT
 with a status that says so instead of a SIGKILL. ``run_node`` is a process's ``main``: when it
 returns, SIGINT and SIGTERM stay ignored while the interpreter exits.
 
-Every node spins a SingleThreadedExecutor. Work that takes long (policy inference) runs in a
-thread of its own, and the callback that needs its result is a coroutine that awaits it through
-:class:`ThreadResult`, so the executor keeps serving timers (diagnostics) and other callbacks in
-the meantime. The Kilted rclpy wheels' MultiThreadedExecutor re-yields ready work many times per
-period and burnt a core in chunk_executor (see its module docstring); nothing uses it any more.
+Threading (docs/ARCHITECTURE.md, "Threading"): ``run_node`` spins the node with rclpy's
+SingleThreadedExecutor, so all its callbacks run on this one thread. Work that takes long (policy
+inference) runs in a thread of its own, and the callback that needs its result is a coroutine that
+awaits it through :class:`ThreadResult`, so the executor keeps serving timers (diagnostics) and
+other callbacks in the meantime.
 """
 from __future__ import annotations
 
@@ -159,7 +159,7 @@ def run_node(factory: Callable[[], Node], name: str, args: list[str] | None = No
             return EXIT_BAD_SETUP
         signals.phase = _Phase.SPINNING
         try:
-            rclpy.spin(node)
+            rclpy.spin(node)  # the global SingleThreadedExecutor: callbacks on this thread
         except (RuntimeError, InvalidHandle):
             if rclpy.ok():  # not a stop: a real error
                 raise

@@ -6,14 +6,14 @@ like policy_server would (sim/oracle.py). An ``extra_latency_ms`` wait emulates 
 for the sync-vs-async experiment. No torch; the default policy of the simulated profiles until a
 trained checkpoint ships.
 
-Threading, as in policy_server: the node spins single-threaded; the service callback is a
-coroutine that takes the latest cube pose, decodes the observation and hands both to the
-``oracle`` thread, which runs the expert and then waits out the rest of ``extra_latency_ms``;
-the callback awaits that (node_main.ThreadResult). So ``sim/cube_pose`` keeps being received
-during the emulated latency (the previous version slept inside the service callback, which
-blocked it), and every callback runs on the executor thread, so the pose needs no lock: the
-thread gets the pose object current when the request arrived. One request at a time, as before:
-the service has a mutually exclusive group of its own and the next request waits in its queue.
+Threads, as in policy_server (docs/ARCHITECTURE.md, "Threading"): every callback runs on the
+executor thread; the service callback is a coroutine that takes the latest cube pose, decodes the
+observation and hands both to the ``oracle`` thread, which runs the expert and then waits out the
+rest of ``extra_latency_ms``; the callback awaits that (node_main.ThreadResult). So
+``sim/cube_pose`` keeps being received during the emulated latency, and the pose needs no lock:
+the thread gets the pose object current when the request arrived, which the executor thread
+replaces but never changes. One request at a time: the service has a mutually exclusive group of
+its own and the next request waits in its queue.
 
 A cube the expert cannot reach (IKError, e.g. pushed out of the workspace) would otherwise be
 answered with a failure for ever while the arm holds: the failure answer names it, and the server

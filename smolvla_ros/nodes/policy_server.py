@@ -9,16 +9,12 @@ request is decoded, converted to dataset units (the contract's one conversion), 
 inference thread (core.inference_worker) and answered; every request gets an answer (a failure
 says why), there is no similarity filtering. ``/diagnostics`` carries the p50/p95 server time.
 
-Threading: the node spins single-threaded (node_main.run_node). The service callback is a
-coroutine that hands the observation to the inference thread and awaits the chunk
-(node_main.ThreadResult), so while a request waits on inference the executor sleeps in its wait
-set and keeps publishing diagnostics. The service has a mutually exclusive callback group of its
-own: one request at a time, the next waits in the service queue until the current one is
-answered (the inference thread could not run two at once anyway). This replaced a
-MultiThreadedExecutor(2) whose only job was to keep diagnostics flowing during inference. That
-executor burnt a core in chunk_executor (its docstring); here bench/policy_server_idle_cpu.py
-found it cheap (idle ~0 either way), so the gain is one executor model for every node and no
-thread pool beside the inference thread.
+Threads (docs/ARCHITECTURE.md, "Threading"): every callback runs on the executor thread. The
+service callback is a coroutine that hands the decoded observation to the inference thread and
+awaits the chunk (node_main.ThreadResult), so while a request waits on inference the executor
+sleeps in its wait set and keeps publishing diagnostics. The service has a mutually exclusive
+callback group of its own: one request at a time, the next waits in the service queue until the
+current one is answered (the inference thread could not run two at once anyway).
 
 Remote use: run this node on the GPU machine with the same ``ROS_DOMAIN_ID`` (and namespace) as
 the robot; the executor finds the service through DDS discovery (docs/async_inference.md).

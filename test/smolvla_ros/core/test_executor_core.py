@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -411,3 +412,12 @@ def test_pause_drops_the_plan_commands_and_requests_nothing_until_resumed():
 ])
 def test_reset_topic_messages_that_clear_the_plan(text, event, expected):
     assert clears_plan(text, event) is expected
+
+
+def test_the_core_holds_no_lock_because_one_thread_drives_it():
+    """docs/ARCHITECTURE.md "Threading": a node's core belongs to its executor thread, and the
+    in-process runs drive it from one thread; a lock here would protect nothing."""
+    lock_types = (type(threading.Lock()), type(threading.RLock()))
+    core = ExecutorCore(ExecutorConfig(NAMES))
+    held = [name for name, value in vars(core).items() if isinstance(value, lock_types)]
+    assert held == []

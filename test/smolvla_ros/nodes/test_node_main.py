@@ -7,6 +7,7 @@ EXIT_CLEANUP_TIMEOUT once its bound has passed.
 """
 from __future__ import annotations
 
+import ast
 from concurrent.futures import Future
 import os
 from pathlib import Path
@@ -24,6 +25,7 @@ rclpy = pytest.importorskip('rclpy')
 from executor_fixtures import wait_until  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 
+import smolvla_ros  # noqa: E402
 from smolvla_ros.nodes.node_main import (  # noqa: E402
     EXIT_BAD_SETUP,
     EXIT_CLEANUP_TIMEOUT,
@@ -262,6 +264,51 @@ def test_a_callback_failing_because_the_context_went_down_is_a_quiet_stop() -> N
 
     assert run_node(LatePublisher, 'late_publisher') == 0
     assert not rclpy.ok()
+
+
+def test_every_callback_runs_on_the_thread_that_called_run_node() -> None:
+    """docs/ARCHITECTURE.md "Threading": node state takes no locks because of this. Two timers in
+    a reentrant group would run in the executor's worker threads under a MultiThreadedExecutor."""
+    from rclpy.callback_groups import ReentrantCallbackGroup
+
+    threads: set[int] = set()
+
+    class TwoTimers(rclpy.node.Node):
+        def __init__(self) -> None:
+            super().__init__('two_timers')
+            self.calls = 0
+            group = ReentrantCallbackGroup()
+            for _ in range(2):
+                self.create_timer(0.005, self._tick, callback_group=group)
+
+        def _tick(self) -> None:
+            threads.add(threading.get_ident())
+            self.calls += 1
+            if self.calls == 20:
+                self.context.shutdown()
+
+    assert run_node(TwoTimers, 'two_timers') == 0
+    assert threads == {threading.get_ident()}
+
+
+def _names_used(path: Path) -> set[str]:
+    """Every identifier a module imports or refers to (docstrings and comments excluded)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.alias):
+            names.add(node.name.split('.')[-1])
+        elif isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            names.add(node.attr)
+    return names
+
+
+def test_no_module_of_the_package_uses_a_multi_threaded_executor() -> None:
+    package = Path(smolvla_ros.__file__).resolve().parent
+    offenders = [str(p.relative_to(package)) for p in sorted(package.rglob('*.py'))
+                 if 'MultiThreadedExecutor' in _names_used(p)]
+    assert offenders == [], 'docs/ARCHITECTURE.md "Threading": one thread per node'
 
 
 def test_an_error_while_spinning_is_not_taken_for_a_setup_error() -> None:
