@@ -214,7 +214,7 @@ class ExecutorCore:
     @property
     def in_flight(self) -> int | None:
         """The request id awaiting an answer, or None."""
-        flight = self._in_flight
+        flight = self._in_flight  # read once: node tests poll this from their own thread
         return None if flight is None else flight.request_id
 
     @property

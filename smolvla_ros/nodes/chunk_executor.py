@@ -44,7 +44,7 @@ first answer of a returning policy resumes execution.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import MISSING, fields, replace
 from functools import partial
 import signal
 import sys
@@ -80,6 +80,23 @@ from smolvla_ros.ros.joint_state import joint_state_to_numpy, numpy_to_joint_sta
 from smolvla_ros.ros.observation import ImageEncoding, observation_to_msg
 from smolvla_ros.ros.time import ns_to_stamp, stamp_to_ns
 
+# ExecutorConfig field -> description; defaults come from ExecutorConfig itself (one source of
+# truth). joint_names and fps come from the contract, control_hz and the limits are read apart
+# (0 and unset mean "the contract's" and "none"), latency_window is not a parameter.
+EXECUTOR_PARAMETERS = {
+    'mode': "'async' (overlap inference) or 'sync' (wait for it)",
+    'chunk_threshold': 'request when remaining/chunk <= this',
+    'fusion': 'crossfade, weighted_average, latest_only, average, conservative or rtc',
+    'crossfade_steps': 'crossfade window (actions)',
+    'crossfade_shape': "'linear' or 'smooth'",
+    'interpolation': "'auto', 'linear' or 'none'",
+    'latency_margin_s': 'lead time on top of the p95 (s)',
+    'initial_latency_s': 'latency prior before answers (s)',
+    'request_timeout_s': 'a request without answer expires (s)',
+    'retry_interval_s': 'wait after a failed request (s)',
+    'max_step_rad': 'largest command change per tick (rad); 0: off',
+}
+EXECUTOR_DEFAULTS = {f.name: f.default for f in fields(ExecutorConfig) if f.default is not MISSING}
 STATE_RATE = 'joint_states'  # the joint state's name in the rate diagnostics
 RATE_LOG_PERIOD_NS = 10_000_000_000  # at most one low-rate warning per stream per 10 s
 
@@ -111,22 +128,11 @@ class ChunkExecutor(Node):
         limits = [p(n, Parameter.Type.DOUBLE_ARRAY, f'{n} per contract joint (rad); unset: none')
                   for n in ('lower_limits', 'upper_limits')]
         limits = [None if v is None else tuple(v) for v in limits]
-        self.config = ExecutorConfig(
-            joint_names=c.joint_names, fps=c.fps,
-            control_hz=p('control_hz', 0.0, 'tick rate (Hz); 0: the contract fps') or c.fps,
-            mode=p('mode', 'async', "'async' (overlap inference) or 'sync' (wait for it)"),
-            chunk_threshold=p('chunk_threshold', 0.5, 'request when remaining/chunk <= this'),
-            fusion=p('fusion', 'crossfade', 'crossfade, weighted_average, latest_only, average, '
-                     'conservative or rtc'),
-            crossfade_steps=p('crossfade_steps', 10, 'crossfade window (actions)'),
-            crossfade_shape=p('crossfade_shape', 'linear', "'linear' or 'smooth'"),
-            interpolation=p('interpolation', 'auto', "'auto', 'linear' or 'none'"),
-            latency_margin_s=p('latency_margin_s', 0.05, 'lead time on top of the p95 (s)'),
-            initial_latency_s=p('initial_latency_s', 0.2, 'latency prior before answers (s)'),
-            request_timeout_s=p('request_timeout_s', 5.0, 'a request without answer expires (s)'),
-            retry_interval_s=p('retry_interval_s', 0.1, 'wait after a failed request (s)'),
-            max_step_rad=p('max_step_rad', 0.0, 'largest command change per tick (rad); 0: off'),
-            lower_limits=limits[0], upper_limits=limits[1])
+        control_hz = p('control_hz', 0.0, 'tick rate (Hz); 0: the contract fps') or c.fps
+        values = {name: p(name, EXECUTOR_DEFAULTS[name], text)
+                  for name, text in EXECUTOR_PARAMETERS.items()}
+        self.config = ExecutorConfig(joint_names=c.joint_names, fps=c.fps, control_hz=control_hz,
+                                     lower_limits=limits[0], upper_limits=limits[1], **values)
         max_age = p('max_obs_age_s', 0.0, 'max input age (s); 0: the per-stream contract ages')
         self.task = p('task', c.task.default, 'task until one arrives on the task topic')
         service = p('policy_service', 'predict_chunk', 'PredictChunk service name')

@@ -8,12 +8,15 @@ the arm holding, and execution resumes when it answers again; bad parameters fai
 """
 from __future__ import annotations
 
+from dataclasses import fields, replace
+
 import numpy as np
 import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
 from executor_fixtures import (  # noqa: E402
+    JOINTS,
     FakeRobot,
     Recorder,
     Spin,
@@ -24,8 +27,8 @@ from executor_fixtures import (  # noqa: E402
 )
 from rclpy.parameter import Parameter  # noqa: E402
 
-from smolvla_ros.core.executor_core import ExecutorConfigError  # noqa: E402
-from smolvla_ros.nodes.chunk_executor import ChunkExecutor  # noqa: E402
+from smolvla_ros.core.executor_core import ExecutorConfig, ExecutorConfigError  # noqa: E402
+from smolvla_ros.nodes.chunk_executor import EXECUTOR_PARAMETERS, ChunkExecutor  # noqa: E402
 
 pytestmark = pytest.mark.ros
 FPS = 20.0
@@ -121,6 +124,24 @@ def test_silent_policy_holds_the_arm_then_execution_resumes(rclpy_context, tmp_p
     first = held[0][1]
     assert all(np.array_equal(first, p) for _, p in held), 'the held command moved'
     assert snap.timeouts >= 1, snap
+
+
+def test_parameters_default_to_the_executor_config_defaults(rclpy_context, tmp_path) -> None:
+    """One source of truth: every ExecutorConfig field is a parameter with the dataclass's
+    default, or comes from elsewhere for a stated reason (EXECUTOR_PARAMETERS' comment)."""
+    from_elsewhere = {'joint_names', 'fps', 'control_hz', 'lower_limits', 'upper_limits',
+                      'latency_window'}
+    assert set(EXECUTOR_PARAMETERS) | from_elsewhere == {f.name for f in fields(ExecutorConfig)}
+    contract = write_contract(tmp_path / 'contract.yaml', fps=FPS)
+    node = ChunkExecutor(context=rclpy_context,
+                         parameter_overrides=[Parameter('contract_file', value=contract)])
+    try:
+        reference = ExecutorConfig(JOINTS)
+        for name in EXECUTOR_PARAMETERS:
+            assert node.get_parameter(name).value == getattr(reference, name), name
+        assert node.config == replace(reference, fps=FPS, control_hz=FPS)  # 0: contract fps
+    finally:
+        node.destroy_node()
 
 
 def test_invalid_mode_fails_at_start(rclpy_context, tmp_path) -> None:
