@@ -1,8 +1,9 @@
 """``smolvla-ros bench``: run the benchmark scripts of bench/ (source checkouts only).
 
-Benchmarks are not tests (DESIGN §10): each script prints a table and writes JSON under
-bench/results/. This subcommand only finds and runs them, one process each, so that a benchmark's
-imports (torch for the policy, rclpy for DDS) stay in its own process.
+Benchmarks are not tests (timings never go in test/; the figures are in BENCHMARKS.md): each
+script prints a table and writes JSON under bench/results/. This subcommand only finds and runs
+them, one process each, so that a benchmark's imports (torch for the policy, rclpy for DDS) stay
+in its own process.
 """
 from __future__ import annotations
 

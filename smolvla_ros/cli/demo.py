@@ -275,7 +275,7 @@ def _print(s: dict, video: Path, plot: Path) -> None:
 
 def _plot(traces: list, path: Path) -> None:
     """Per-joint and 3D tip plot of chunks vs commands: the shared `plot-chunks` renderer."""
-    from smolvla_ros.plot_chunks import load_fk, log_from_traces, render_chunk_plot
+    from smolvla_ros.cli.plot_chunks import load_fk, log_from_traces, render_chunk_plot
     from smolvla_ros.sim.scene import JOINT_NAMES
 
     render_chunk_plot(log_from_traces(traces, tuple(JOINT_NAMES)), path,

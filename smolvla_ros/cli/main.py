@@ -14,17 +14,17 @@ import sys
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     'up': ('smolvla_ros.bringup.up', 'start the nodes of a bringup profile (pip-only path)'),
-    'bench': ('smolvla_ros.bench_cli', 'run a benchmark from bench/ and write its JSON'),
-    'calibrate': ('smolvla_ros.calibrate_cli', 'calibrate an SO-100/SO-101 arm, or --check a file'),
+    'bench': ('smolvla_ros.cli.bench', 'run a benchmark from bench/ and write its JSON'),
+    'calibrate': ('smolvla_ros.cli.calibrate', 'calibrate an SO-100/SO-101 arm, or --check a file'),
     'servo-emulator': ('smolvla_ros.hardware.emulator.cli',
                        'serve an emulated STS3215 servo bus on a pty (no hardware needed)'),
-    'plot-chunks': ('smolvla_ros.plot_chunks',
+    'plot-chunks': ('smolvla_ros.cli.plot_chunks',
                     'plot predicted chunks vs executed actions (per joint and 3D) from a bag'),
-    'demo': ('smolvla_ros.demo',
+    'demo': ('smolvla_ros.cli.demo',
              'run the async executor on the simulated SO-101 and write demo_out/'),
-    'eval': ('smolvla_ros.eval_cli',
+    'eval': ('smolvla_ros.cli.evaluate',
              'success rate of a policy (checkpoint, default or --oracle) on seeded sim episodes'),
-    'sim-record': ('smolvla_ros.sim_record_cli',
+    'sim-record': ('smolvla_ros.cli.sim_record',
                    'record scripted demonstrations in simulation as rosbag2 bags'),
 }
 

@@ -275,5 +275,5 @@ def _finish(out: Path, done: dict[int, dict], wanted: int, first: int, attempts:
 
 
 if __name__ == '__main__':
-    from smolvla_ros.cli import main
+    from smolvla_ros.cli.main import main
     sys.exit(main(['sim-record', *sys.argv[1:]]))

@@ -1,11 +1,11 @@
 """As-of alignment of time-stamped streams, live (per sample) and in batch (a whole recording).
 
 Live: each stream (joint state, each camera) keeps a bounded, stamp-ordered buffer; an observation
-at time t takes, per stream, the latest sample with stamp <= t, and refuses it when it is older
-than the stream's max age (a stale observation is never sent; user_needs row 8). Batch: the bag
-converter resamples a whole episode onto the exact 1/fps grid with the same rule, using numpy
-``searchsorted`` over the sorted stamp arrays. Both forms implement one rule, ``stamp <= t`` and
-``t - stamp <= max_age``, so the frames the converter writes are the frames the live path built.
+at time t takes, per stream, the latest sample with stamp <= t, and refuses it when it is older than
+the stream's max age (a stale observation is never sent). Batch: the bag converter resamples a whole
+episode onto the exact 1/fps grid with the same rule, using numpy ``searchsorted`` over the sorted
+stamp arrays. Both forms implement one rule, ``stamp <= t`` and ``t - stamp <= max_age``, so the
+frames the converter writes are the frames the live path built.
 
 Stamps are int nanoseconds (header stamps, not receive times).
 """

@@ -1,4 +1,6 @@
-"""The robot contract: one YAML file that maps ROS streams onto LeRobot features (DESIGN §4, §6).
+"""The robot contract: one YAML file that maps ROS streams onto LeRobot features.
+
+One contract per robot and one unit conversion (docs/ARCHITECTURE.md, "House rules").
 
 The live executor, the policy server and the bag converter read the same file, so a topic name, a
 joint order or a unit can only be wrong in one place. Loading validates everything at once and
@@ -255,7 +257,8 @@ class RobotContract:
         return max(cam.width, policy_w), max(cam.height, policy_h)
 
     def dataset_features(self) -> dict[str, dict[str, Any]]:
-        """The robot features of a LeRobot dataset's meta/info.json (facts §6.1).
+        """The robot features of a LeRobot dataset's meta/info.json (docs/lerobot_compat.md,
+        "Datasets").
 
         Images are declared as ``video`` at the camera's recorded size.
         """

@@ -1,4 +1,6 @@
-"""How a new chunk is fused with the queued plan where their due times overlap (DESIGN §7).
+"""How a new chunk is fused with the queued plan where their due times overlap.
+
+User guide: docs/async_inference.md, "Fusion: what happens where two chunks overlap".
 
 Every strategy is a convex blend ``fused = (1 - w) * old + w * new`` per due time of the new chunk,
 where ``old`` is the queued plan read at that time and ``w`` the weight of the new chunk:
@@ -7,7 +9,8 @@ where ``old`` is the queued plan read at that time and ``w`` the weight of the n
   actions (sooner if the old plan ends sooner), so the command leaves the old plan continuously
   and ends on the new one. When there is no old plan left (the arm was holding), the ramp starts
   from the held position.
-* LeRobot's fixed blends (facts §4.2, for comparison; old = queued, new = incoming):
+* LeRobot's fixed blends (its async client's ``aggregate_fn_name``, for comparison; old = queued,
+  new = incoming; docs/lerobot_compat.md, "Async inference: blends and trigger"):
   ``weighted_average`` = 0.3 old + 0.7 new, ``latest_only`` = new, ``average`` = 0.5 old + 0.5 new,
   ``conservative`` = 0.7 old + 0.3 new. Only due times the old plan covers are blended.
 * ``rtc``: no blend (w = 1). The policy already guided the new chunk's prefix towards the queued
@@ -122,7 +125,11 @@ def make_fusion(name: str, crossfade_steps: int = 10, crossfade_shape: str = 'li
 
 
 def rtc_delay_steps(latency_s: float, dt_s: float) -> int:
-    """Actions that will be in the past when the chunk arrives: ceil(latency / dt) (facts §7.1)."""
+    """Actions that will be in the past when the chunk arrives: ceil(latency / dt).
+
+    LeRobot's RTC rollout computes its ``inference_delay`` the same way (docs/lerobot_compat.md,
+    "Real-time chunking").
+    """
     if not (math.isfinite(latency_s) and latency_s >= 0.0):
         raise ValueError(f'latency must be finite and >= 0 s, got {latency_s}')
     if not dt_s > 0:

@@ -7,11 +7,11 @@ chunk is computed (style item 8), and a GPU policy is best driven from one long-
 with a plain function and no torch.
 
 Per request: batch (PolicyIO) -> predict -> optional ``extra_latency_ms`` (emulates a slower
-machine, DESIGN §8) -> chunk in rad. Latency statistics cover the whole server-side time.
-``submit`` queues a request and returns at once (the single-threaded policy_server awaits the
-future in a coroutine); ``answer`` blocks until the chunk is ready (warm-up, tests). Both count
-the request in the inference thread before its future completes, so whoever sees a result also
-sees it in ``answered``/``failed``/``summary()``.
+machine) -> chunk in rad. Latency statistics cover the whole server-side time. ``submit`` queues a
+request and returns at once (the single-threaded policy_server awaits the future in a coroutine);
+``answer`` blocks until the chunk is ready (warm-up, tests). Both count the request in the inference
+thread before its future completes, so whoever sees a result also sees it in
+``answered``/``failed``/``summary()``.
 """
 from __future__ import annotations
 

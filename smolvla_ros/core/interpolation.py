@@ -1,10 +1,10 @@
 """Sampling a time-indexed action sequence at arbitrary times (linear, or the action due now).
 
-The executor ticks at ``control_hz`` while chunks hold actions every ``dt`` (1/fps): at 100 Hz
-over a 30 fps chunk, three ticks out of four fall between two actions and get the linear blend of
-its neighbours (LeRobot's ActionInterpolator does the same up-sampling, facts §7.4). Fusion also
-uses these functions to read the queued plan at the due times of a new chunk, whose grid need not
-line up with the old one.
+The executor ticks at ``control_hz`` while chunks hold actions every ``dt`` (1/fps): at 100 Hz over
+a 30 fps chunk, three ticks out of four fall between two actions and get the linear blend of its
+neighbours (LeRobot's ``ActionInterpolator`` does the same up-sampling). Fusion also uses these
+functions to read the queued plan at the due times of a new chunk, whose grid need not line up with
+the old one.
 """
 from __future__ import annotations
 

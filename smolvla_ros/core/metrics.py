@@ -1,10 +1,10 @@
 """Counters and seam statistics of the chunk executor, for diagnostics and benchmarks.
 
-The seam jump (user_needs row 2) is the largest per-joint step of the planned command at the first
-tick after a chunk switch; ``step_max`` is the largest such step at every other tick, so the two
-compare directly (a good fusion keeps seam jumps at the size of ordinary steps). Both are measured
-before the safety stage, which would otherwise hide a bad seam behind the step clamp; what the
-safety stage changed is counted separately.
+The seam jump (docs/async_inference.md, "Fusion") is the largest per-joint step of the planned
+command at the first tick after a chunk switch; ``step_max`` is the largest such step at every other
+tick, so the two compare directly (a good fusion keeps seam jumps at the size of ordinary steps).
+Both are measured before the safety stage, which would otherwise hide a bad seam behind the step
+clamp; what the safety stage changed is counted separately.
 """
 from __future__ import annotations
 

@@ -58,8 +58,9 @@ class ServoBus(Protocol):
     def stats(self) -> Any: ...
 
 
-# LeRobot's SO follower setup (facts §5.1 configure()): written only where the servo differs,
-# so a restart does not wear the EEPROM.
+# LeRobot's SO follower setup (``SOFollower.configure``; docs/lerobot_compat.md, "SO-100 / SO-101
+# arms and the Feetech bus"): written only where the servo differs, so a restart does not wear
+# the EEPROM.
 COMMON_SETUP: tuple[tuple[str, int], ...] = (
     ('Return_Delay_Time', 0),
     ('Operating_Mode', 0),

@@ -1,4 +1,4 @@
-"""Measured arrival rate and largest gap of input streams over a sliding window (user_needs row 8).
+"""Measured arrival rate and largest gap of input streams over a sliding window.
 
 A camera that delivers 12 Hz instead of its contract's 30 Hz, or a bus that publishes joint states
 at 40 Hz instead of 100 Hz, is otherwise only visible indirectly, as stale observations. The

@@ -1,4 +1,6 @@
-"""When to ask the policy for the next chunk (DESIGN §7): a pure decision function.
+"""When to ask the policy for the next chunk: a pure decision function.
+
+User guide: docs/async_inference.md, "When to request: the threshold and the latency rule".
 
 Async: request as soon as the plan's remaining time is at most ``chunk_threshold`` of a chunk's
 duration (LeRobot's chunk_size_threshold, 0.5), and in any case no later than the estimated round

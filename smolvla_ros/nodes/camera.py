@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
@@ -25,6 +25,7 @@ from smolvla_ros.nodes.node_main import run_node
 from smolvla_ros.nodes.params import read_only_parameter
 from smolvla_ros.opencv import cv2
 from smolvla_ros.ros.compressed import rgb_to_compressed
+from smolvla_ros.ros.diagnostics import OK, WARN, diagnostic_array, diagnostic_status
 from smolvla_ros.ros.image import numpy_to_image
 from smolvla_ros.ros.time import ns_to_stamp
 
@@ -118,21 +119,17 @@ class CameraNode(Node):
             fps = self.rate.rate_hz(time.monotonic_ns())
             frames, errors, last_error = self.frames, self.errors, self._last_error
         wanted = self.source_config.fps
-        level, text = DiagnosticStatus.OK, f'{fps:.1f} fps'
+        level, text = OK, f'{fps:.1f} fps'
         if wanted and fps < self.warn_ratio * wanted:
-            level = DiagnosticStatus.WARN
+            level = WARN
             text = f'{fps:.1f} fps, below the requested {wanted:g} fps'
         if errors and last_error:
             text += f'; last error: {last_error}'
-        msg = DiagnosticArray()
-        msg.header.stamp = ns_to_stamp(self.get_clock().now().nanoseconds)
         values = {'fps': f'{fps:.2f}', 'requested_fps': f'{wanted:g}', 'frames': str(frames),
                   'errors': str(errors), 'source': self.source.description}
-        msg.status.append(DiagnosticStatus(
-            level=level, name=f'{self.get_fully_qualified_name()}: {self.name}', message=text,
-            hardware_id=self.source.description,
-            values=[KeyValue(key=k, value=v) for k, v in values.items()]))
-        self._diag_pub.publish(msg)
+        self._diag_pub.publish(diagnostic_array(self.get_clock().now().nanoseconds, [
+            diagnostic_status(f'{self.get_fully_qualified_name()}: {self.name}', level, text,
+                              self.source.description, values)]))
 
     def destroy_node(self) -> None:
         if hasattr(self, '_thread'):  # absent when the setup failed part-way

@@ -50,7 +50,7 @@ import signal
 import sys
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
@@ -74,11 +74,12 @@ from smolvla_ros.nodes.node_main import ThreadResult, run_node
 from smolvla_ros.nodes.params import read_only_parameter
 from smolvla_ros.ros.chunk import msg_to_chunk
 from smolvla_ros.ros.commands import MESSAGE_TYPES, check_interface, command_message
+from smolvla_ros.ros.diagnostics import OK, WARN, diagnostic_array, diagnostic_status
 from smolvla_ros.ros.errors import ConversionError
 from smolvla_ros.ros.frames import FrameError, check_frame, decode_frame
 from smolvla_ros.ros.joint_state import joint_state_to_numpy, numpy_to_joint_state
 from smolvla_ros.ros.observation import ImageEncoding, observation_to_msg
-from smolvla_ros.ros.time import ns_to_stamp, stamp_to_ns
+from smolvla_ros.ros.time import stamp_to_ns
 
 # ExecutorConfig field -> description; defaults come from ExecutorConfig itself (one source of
 # truth). joint_names and fps come from the contract, control_hz and the limits are read apart
@@ -370,23 +371,18 @@ class ChunkExecutor(Node):
                        'clears': str(self.core.clears), 'paused': str(self.core.paused),
                        'service_unavailable': str(self._no_service)})
         values.update({f'frames_rejected.{n}': str(v) for n, v in self.frames_rejected.items()})
-        code, text = execution_status(
+        level, text = execution_status(
             started=self.core.started, paused=self.core.paused,
             starved=self.core.started and self.core.remaining_ns(now) == 0,
             stale='' if report.ok else report.describe(), cause=self.causes.current(now))
-        level = bytes([code])  # DiagnosticStatus levels are bytes (DiagnosticStatus.WARN ...)
         low = self._check_rates(values)
         if low:
             rate_text = 'input rate low: ' + '; '.join(low)
-            text = rate_text if level == DiagnosticStatus.OK else f'{text}; {rate_text}'
-            level = max(level, DiagnosticStatus.WARN)  # never lowers ERROR
-        msg = DiagnosticArray()
-        msg.header.stamp = ns_to_stamp(now)
-        msg.status.append(DiagnosticStatus(
-            level=level, name=f'{self.get_fully_qualified_name()}: execution', message=text,
-            hardware_id=self.contract.robot_type,
-            values=[KeyValue(key=k, value=v) for k, v in values.items()]))
-        self._diag_pub.publish(msg)
+            text = rate_text if level == OK else f'{text}; {rate_text}'
+            level = max(level, WARN)  # never lowers ERROR
+        self._diag_pub.publish(diagnostic_array(now, [diagnostic_status(
+            f'{self.get_fully_qualified_name()}: execution', level, text,
+            self.contract.robot_type, values)]))
 
     def _check_rates(self, values: dict[str, str]) -> list[str]:
         """Add rate_hz.<stream> and max_gap_ms.<stream>; log and return the low streams."""

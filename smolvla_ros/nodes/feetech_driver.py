@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import partial
 import sys
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool
@@ -23,6 +23,7 @@ from smolvla_ros.hardware.feetech.calibration import load_calibration
 from smolvla_ros.hardware.feetech.errors import FeetechError
 from smolvla_ros.nodes.node_main import run_node
 from smolvla_ros.nodes.params import read_only_parameter
+from smolvla_ros.ros.diagnostics import diagnostic_array, diagnostic_status
 from smolvla_ros.ros.joint_state import joint_state_to_numpy, numpy_to_joint_state
 
 # ArmConfig field -> description; defaults come from ArmConfig itself (one source of truth).
@@ -140,14 +141,9 @@ class FeetechDriver(Node):
         return response
 
     def _publish_diagnostics(self) -> None:
-        msg = DiagnosticArray()
-        msg.header.stamp = self.get_clock().now().to_msg()
-        for e in self.arm.status().entries(self._diag_name):
-            msg.status.append(DiagnosticStatus(
-                level=bytes([e.level]), name=e.name, message=e.message,
-                hardware_id=self._diag_name,
-                values=[KeyValue(key=k, value=v) for k, v in e.values]))
-        self._diag_pub.publish(msg)
+        self._diag_pub.publish(diagnostic_array(self.get_clock().now().nanoseconds, [
+            diagnostic_status(e.name, e.level, e.message, self._diag_name, e.values)
+            for e in self.arm.status().entries(self._diag_name)]))
 
     def shutdown(self) -> None:
         """Torque off (if configured) and close the port. Idempotent."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import partial
 import sys
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
@@ -21,6 +21,7 @@ from smolvla_msgs.srv import PredictChunk
 from smolvla_ros.core.stats import LatencyRecorder
 from smolvla_ros.nodes.node_main import run_node
 from smolvla_ros.nodes.params import read_only_parameter
+from smolvla_ros.ros.diagnostics import OK, diagnostic_array, diagnostic_status
 from smolvla_ros.ros.observation import codec_pool
 from smolvla_ros.ros.predict import NullPolicyConfig, null_answer
 
@@ -88,14 +89,10 @@ class NullPolicyServer(Node):
                   'decode_images': str(self.config.decode_images),
                   **{f'server_time_{k}': f'{v:.2f}' if isinstance(v, float) else str(v)
                      for k, v in summary.as_dict().items()}}
-        msg = DiagnosticArray()
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.status.append(DiagnosticStatus(
-            level=DiagnosticStatus.OK, name=f'{self.get_fully_qualified_name()}: null policy',
-            message=f'serving (no inference); server time {summary.format()}',
-            hardware_id=self.config.policy_id,
-            values=[KeyValue(key=k, value=v) for k, v in values.items()]))
-        self._diag_pub.publish(msg)
+        self._diag_pub.publish(diagnostic_array(self.get_clock().now().nanoseconds, [
+            diagnostic_status(f'{self.get_fully_qualified_name()}: null policy', OK,
+                              f'serving (no inference); server time {summary.format()}',
+                              self.config.policy_id, values)]))
 
     def destroy_node(self) -> None:
         """Stop the decode threads with the node."""

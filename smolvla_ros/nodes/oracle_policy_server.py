@@ -41,9 +41,9 @@ from smolvla_ros.core.contract import default_contract_path, load_contract
 from smolvla_ros.core.types import ActionChunkData, ObservationData
 from smolvla_ros.nodes.node_main import ThreadResult, run_node
 from smolvla_ros.nodes.params import read_only_parameter
-from smolvla_ros.ros.chunk import chunk_to_msg
 from smolvla_ros.ros.errors import ConversionError
 from smolvla_ros.ros.observation import msg_to_observation
+from smolvla_ros.ros.predict import chunk_answer, failed_answer
 from smolvla_ros.sim.errors import IKError
 from smolvla_ros.sim.oracle import OracleConfig, OraclePolicy
 from smolvla_ros.sim.world import CubePose
@@ -108,8 +108,6 @@ class OraclePolicyServer(Node):
                           response: PredictChunk.Response) -> PredictChunk.Response:
         start = time.monotonic()
         msg = request.observation
-        response.chunk.request_id = msg.request_id
-        response.chunk.header.stamp = msg.header.stamp
         cube = self._cube
         try:
             if cube is None:
@@ -117,17 +115,15 @@ class OraclePolicyServer(Node):
             obs = msg_to_observation(msg, max_sizes=self._max_sizes)
             chunk = await self._result.wait(self._pool.submit(self._predict, obs, cube, start))
         except IKError as exc:  # the cube is out of reach: end the episode, not the demo
-            response.success = False
-            response.message = f'IKError: {exc}; {self._give_up(f"IKError: {exc}")}'
-            return response
+            return failed_answer(response, msg,
+                                 f'IKError: {exc}; {self._give_up(f"IKError: {exc}")}')
         except (ConversionError, ValueError, RuntimeError) as exc:
-            response.success, response.message = False, f'{type(exc).__name__}: {exc}'
-            self.get_logger().warning(response.message, throttle_duration_sec=1.0)
-            return response
-        response.chunk = chunk_to_msg(chunk)
-        response.chunk.inference_ms = (time.monotonic() - start) * 1e3
-        response.success = True
-        return response
+            failed = failed_answer(response, msg, exc)
+            self.get_logger().warning(failed.message, throttle_duration_sec=1.0)
+            return failed
+        answer = chunk_answer(response, chunk)
+        answer.chunk.inference_ms = (time.monotonic() - start) * 1e3  # decoding included
+        return answer
 
     def destroy_node(self) -> None:
         """Let a running prediction finish before the node (and its wake-up guard) goes."""

@@ -26,7 +26,7 @@ from functools import partial
 from pathlib import Path
 import sys
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from smolvla_msgs.srv import PredictChunk
@@ -51,10 +51,10 @@ from smolvla_ros.policy.serving import (  # torch-free at import
     slow_warmup,
     warm_up,
 )
-from smolvla_ros.ros.chunk import chunk_to_msg
+from smolvla_ros.ros.diagnostics import OK, WARN, diagnostic_array, diagnostic_status
 from smolvla_ros.ros.errors import ConversionError
 from smolvla_ros.ros.observation import msg_to_observation
-from smolvla_ros.ros.time import ns_to_stamp
+from smolvla_ros.ros.predict import chunk_answer, failed_answer
 
 
 class PolicyServer(Node):
@@ -153,29 +153,25 @@ class PolicyServer(Node):
     async def _on_request(self, request: PredictChunk.Request,
                           response: PredictChunk.Response) -> PredictChunk.Response:
         msg = request.observation
-        response.chunk.request_id = msg.request_id
-        response.chunk.header.stamp = msg.header.stamp
         try:
             obs = msg_to_observation(msg, max_sizes=self._max_sizes)
             chunk = await self._inference.wait(self.worker.submit(obs))
         except (ConversionError, InvalidDataError, ValueError, RuntimeError) as exc:
-            response.success, response.message = False, f'{type(exc).__name__}: {exc}'
-            self.get_logger().warning(f'request {msg.request_id} failed: {response.message}',
+            failed = failed_answer(response, msg, exc)
+            self.get_logger().warning(f'request {msg.request_id} failed: {failed.message}',
                                       throttle_duration_sec=1.0)
-            return response
-        response.chunk = chunk_to_msg(chunk)
-        response.success = True
-        return response
+            return failed
+        return chunk_answer(response, chunk)
 
     def _publish_diagnostics(self) -> None:
         summary = self.worker.summary()
         horizon_ms = self.worker.config.chunk_size * self.io.contract.dt * 1e3
-        level, text = DiagnosticStatus.OK, 'serving'
+        level, text = OK, 'serving'
         if summary.count and summary.p95_ms > horizon_ms:
-            level = DiagnosticStatus.WARN
+            level = WARN
             text = f'p95 {summary.p95_ms:.0f} ms exceeds the chunk horizon {horizon_ms:.0f} ms'
         elif not summary.count and self._warmup_problem:  # until requests measure it
-            level, text = DiagnosticStatus.WARN, self._warmup_problem
+            level, text = WARN, self._warmup_problem
         values = {'checkpoint': str(self.checkpoint), 'dtype': self.dtype,
                   'num_steps': str(self.num_steps), 'answered': str(self.worker.answered),
                   'failed': str(self.worker.failed),
@@ -183,13 +179,9 @@ class PolicyServer(Node):
                   'warmup_best_ms': f'{self._warmup_ms:.1f}',
                   **{f'latency_{k}': f'{v:.2f}' if isinstance(v, float) else str(v)
                      for k, v in summary.as_dict().items()}}
-        msg = DiagnosticArray()
-        msg.header.stamp = ns_to_stamp(self.get_clock().now().nanoseconds)
-        msg.status.append(DiagnosticStatus(
-            level=level, name=f'{self.get_fully_qualified_name()}: inference', message=text,
-            hardware_id=str(self.checkpoint),
-            values=[KeyValue(key=k, value=v) for k, v in values.items()]))
-        self._diag_pub.publish(msg)
+        self._diag_pub.publish(diagnostic_array(self.get_clock().now().nanoseconds, [
+            diagnostic_status(f'{self.get_fully_qualified_name()}: inference', level, text,
+                              str(self.checkpoint), values)]))
 
     def destroy_node(self) -> None:
         worker = getattr(self, 'worker', None)  # absent when the setup failed part-way

@@ -1,9 +1,10 @@
 """SmolVLA configuration: every field of LeRobot's `SmolVLAConfig`, validated, in config.json form.
 
-The field names, defaults and JSON encoding follow LeRobot (facts §1) so that a LeRobot policy
-directory's config.json reads unchanged and ours reads in LeRobot. The VLM geometry is not stored in
-config.json: like LeRobot we derive it from `vlm_model_name` (`vlm_config()`), here without network
-access (a built-in table for SmolVLM2-500M, a local directory, or the tiny test geometry).
+The field names, defaults and JSON encoding follow LeRobot (docs/lerobot_compat.md, "Configuration")
+so that a LeRobot policy directory's config.json reads unchanged and ours reads in LeRobot. The VLM
+geometry is not stored in config.json: like LeRobot we derive it from `vlm_model_name`
+(`vlm_config()`), here without network access (a built-in table for SmolVLM2-500M, a local
+directory, or the tiny test geometry).
 """
 from __future__ import annotations
 
@@ -62,7 +63,10 @@ class PolicyFeature:
 
 @dataclass(frozen=True)
 class RTCConfig:
-    """Real-time chunking settings (LeRobot `RTCConfig`, facts §7.1); SmolVLA: `guided` only."""
+    """Real-time chunking settings (LeRobot's `RTCConfig`); SmolVLA: `guided` only.
+
+    docs/lerobot_compat.md, "Real-time chunking".
+    """
 
     enabled: bool = True
     mode: str = 'guided'
@@ -115,7 +119,9 @@ def _default_normalization() -> dict[str, str]:
 
 @dataclass(frozen=True)
 class SmolVLAConfig:
-    """LeRobot's SmolVLA configuration (facts §1.1): same names and defaults, validated.
+    """LeRobot's `SmolVLAConfig`: same names and defaults, validated.
+
+    docs/lerobot_compat.md, "Configuration".
 
     Build variants with `dataclasses.replace(cfg, field=value)`; the presets are `preset('tiny')`
     (seconds on a CPU, for tests and the demo) and `preset('smolvla_base')` (the 450M geometry).
@@ -281,7 +287,7 @@ class SmolVLAConfig:
                    f'output_features.{ACTION_KEY}', action.shape,
                    f'one dim <= max_action_dim ({self.max_action_dim})')
 
-    # --- feature views (facts §1.3) ---
+    # --- feature views (docs/lerobot_compat.md, "Configuration") ---
     @property
     def image_features(self) -> tuple[str, ...]:
         """Keys of the VISUAL inputs in config order (= the image order in the prefix)."""
@@ -490,9 +496,10 @@ def _matches(value: Any, hint: Any) -> bool:
     return isinstance(value, hint) if isinstance(hint, type) else True
 
 
-# SmolVLM2-500M-Video-Instruct (facts §2.1): SigLIP 512/16 (768 wide, 12 layers) + pixel shuffle 4
-# + SmolLM2-style Llama (960 wide, 32 layers, 15/5 heads of 64, vocab 49280). rope_theta is the
-# native value; SmolVLA uses its own RoPE with base 10000 and never reads it.
+# SmolVLM2-500M-Video-Instruct (docs/lerobot_compat.md, "The SmolVLM2-500M backbone"): SigLIP
+# 512/16 (768 wide, 12 layers) + pixel shuffle 4 + SmolLM2-style Llama (960 wide, 32 layers, 15/5
+# heads of 64, vocab 49280). rope_theta is the native value; SmolVLA uses its own RoPE with base
+# 10000 and never reads it.
 _SMOLVLM2_500M_GEOMETRY: dict[str, Any] = {
     'image_token_id': 49190,
     'scale_factor': 4,

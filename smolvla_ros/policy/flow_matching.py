@@ -1,9 +1,10 @@
 """Flow-matching helpers, stateless: the Euler sampler, noise, training time and the interpolant.
 
-Convention (LeRobot/openpi, facts §2.8-2.9): t = 1 is pure noise and t = 0 is data,
-x_t = t * noise + (1 - t) * actions, the model predicts the velocity u_t = noise - actions, and
-sampling integrates dx/dt = v from t = 1 to t = 0 with `num_steps` Euler steps of dt = -1/num_steps.
-The sampler receives the model as a callable, so it is tested without any network.
+Convention (LeRobot/openpi; docs/lerobot_compat.md, "Training loss" and "Sampler"): t = 1 is pure
+noise and t = 0 is data, x_t = t * noise + (1 - t) * actions, the model predicts the velocity u_t =
+noise - actions, and sampling integrates dx/dt = v from t = 1 to t = 0 with `num_steps` Euler steps
+of dt = -1/num_steps. The sampler receives the model as a callable, so it is tested without any
+network.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """SmolVLA input processing: images, state/action padding and task tokenization (torch only).
 
-These are the steps LeRobot runs around the model (facts §2.3, §3.3), written with torch ops so that
-no torchvision is needed:
+These are the steps LeRobot runs around the model (docs/lerobot_compat.md, "Inputs and
+preprocessing"), written with torch ops so that no torchvision is needed:
 
 * images: resize with padding to the configured size (aspect ratio kept, bilinear, zero padding on
   the LEFT and TOP only: SmolVLA's convention, pi0 pads centred), then [0, 1] -> [-1, 1];

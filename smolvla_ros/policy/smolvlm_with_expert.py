@@ -1,4 +1,7 @@
-"""The SmolVLM backbone paired layer by layer with SmolVLA's action expert (facts §2.2, §2.7).
+"""The SmolVLM backbone paired layer by layer with SmolVLA's action expert.
+
+LeRobot's `SmolVLMWithExpertModel` (docs/lerobot_compat.md, "Model structure" and "Layers and
+attention").
 
 transformers provides the modules (vision tower, connector, Llama decoder layers and norms) and so
 the parameter names; the layer loop that pairs the two streams is ours:
@@ -41,7 +44,10 @@ def apply_rope(x: Tensor, positions: Tensor, base: float = ROPE_BASE) -> Tensor:
 
 
 def _linear(layer: nn.Linear, x: Tensor) -> Tensor:
-    """Apply a Linear in its own dtype (checkpoints mix bf16 and fp32 weights, facts §2.10)."""
+    """Apply a Linear in its own dtype (checkpoints mix bf16 and fp32 weights).
+
+    docs/lerobot_compat.md, "Dtypes".
+    """
     return layer(x.to(layer.weight.dtype))
 
 
@@ -67,7 +73,8 @@ class PrefixKVCache:
 class SmolVLMWithExpertModel(nn.Module):
     """SmolVLM (`vlm`) cut to `num_vlm_layers` text layers, plus the action expert (`lm_expert`).
 
-    Parameter names match LeRobot's `vlm_with_expert.*` (facts §3.1). Call `forward` in one of
+    Parameter names match LeRobot's `vlm_with_expert.*` (docs/lerobot_compat.md,
+    "Checkpoint files and keys"). Call `forward` in one of
     three ways: prefix + suffix without cache (training, the naive sampler), prefix only with
     `fill_kv_cache=True` (inference prefill), or suffix only with `past_kv` (a denoising step).
     """
@@ -148,7 +155,10 @@ class SmolVLMWithExpertModel(nn.Module):
         self.attention_backend = backend
 
     def set_requires_grad(self) -> None:
-        """Freeze as LeRobot does (facts §2.11) so optimizers and DDP see the right parameters."""
+        """Freeze as LeRobot does so optimizers and DDP see the right parameters.
+
+        docs/lerobot_compat.md, "What training updates".
+        """
         if self.freeze_vision_encoder:
             for p in self.vlm.model.vision_model.parameters():
                 p.requires_grad_(False)
@@ -236,7 +246,8 @@ class SmolVLMWithExpertModel(nn.Module):
     def _finish(self, layer: nn.Module, residual: Tensor, att: Tensor) -> Tensor:
         """o_proj + residual, then the SwiGLU MLP block with its residual.
 
-        The stream takes o_proj's dtype after the first add, as in LeRobot (facts §2.10).
+        The stream takes o_proj's dtype after the first add, as in LeRobot (docs/lerobot_compat.md,
+        "Dtypes").
         """
         h = _linear(layer.self_attn.o_proj, att)
         h = h + residual.to(h.dtype)

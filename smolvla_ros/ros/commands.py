@@ -1,10 +1,10 @@
 """The executor's per-tick position command in the message its arm's controller listens to.
 
-Why: our Feetech driver and the simulator take ``sensor_msgs/JointState`` on ``joint_commands``,
-but most ROS 2 arms are driven through ros2_control, whose stock controllers take other types
-(user_needs row 1: "work against any ros2_control arm"). The chunk executor computes one position
-vector per tick (rad, contract joint order, due at ``due_ns``); this module is the one place that
-turns it into what the controller expects:
+Why: our Feetech driver and the simulator take ``sensor_msgs/JointState`` on ``joint_commands``, but
+most ROS 2 arms are driven through ros2_control, whose stock controllers take other types, and the
+executor should drive any of them. The chunk executor computes one position vector per tick (rad,
+contract joint order, due at ``due_ns``); this module is the one place that turns it into what the
+controller expects:
 
 - ``joint_state``: ``sensor_msgs/JointState``, joints by name, ``header.stamp`` = due time (our
   driver, the simulator, and any node that reads named joint commands);

@@ -9,7 +9,7 @@ message and writing to it writes into the message. A copy is unavoidable when:
 - building a message: rclpy keeps ``data`` as its own ``array.array``, so one memcpy
   (``buffers.to_array``; assigning a numpy array or ``bytes`` directly is ~100x slower).
 
-No cv_bridge: the PyPI one is ROS 1 code and fails on numpy 2 (reference/platform.md).
+No cv_bridge: the PyPI one is ROS 1 code and fails on numpy 2.
 """
 from __future__ import annotations
 

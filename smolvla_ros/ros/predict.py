@@ -1,9 +1,12 @@
-"""PredictChunk helpers shared by the null policy server, the predict probe and the benchmark.
+"""PredictChunk helpers shared by the policy servers, the predict probe and the benchmark.
 
-``null_answer`` is everything the null server does per request: decode the observation as a real
-server would (so the decode cost is paid), then answer a chunk that holds the observed state for
-``chunk_size`` steps. ``check_answer`` is the probe's contract check of one response. Both are
-plain functions on messages, so they are tested without a ROS graph.
+``chunk_answer`` and ``failed_answer`` build every server's response (policy_server,
+oracle_policy_server, null_policy_server): the chunk with ``success = true``, or ``success =
+false`` with a message naming the error and the request id and stamp echoed. ``null_answer`` is
+everything the null server does per request: decode the observation as a real server would (so
+the decode cost is paid), then answer a chunk that holds the observed state for ``chunk_size``
+steps. ``check_answer`` is the probe's contract check of one response. All are plain functions on
+messages, so they are tested without a ROS graph.
 """
 from __future__ import annotations
 
@@ -58,6 +61,27 @@ class NullPolicyConfig:
         return 1.0 / self.fps
 
 
+def chunk_answer(response: PredictChunk.Response, chunk: ActionChunkData
+                 ) -> PredictChunk.Response:
+    """``response`` answering with ``chunk`` (``success = true``; the chunk carries the request's
+    id and the observation's stamp, as ``check_answer`` expects)."""
+    response.chunk = chunk_to_msg(chunk)
+    response.success = True
+    return response
+
+
+def failed_answer(response: PredictChunk.Response, observation: Observation,
+                  error: BaseException | str) -> PredictChunk.Response:
+    """``response`` refusing the request for ``observation``: ``success = false``, ``message`` the
+    error (an exception as ``Type: text``), and the request id and stamp echoed so that the client
+    can match the failure to its request."""
+    response.success = False
+    response.message = error if isinstance(error, str) else f'{type(error).__name__}: {error}'
+    response.chunk.request_id = observation.request_id
+    response.chunk.header.stamp = observation.header.stamp
+    return response
+
+
 def null_answer(
     observation: Observation, config: NullPolicyConfig, executor: Executor | None = None
 ) -> PredictChunk.Response:
@@ -69,9 +93,6 @@ def null_answer(
     request id and stamp are echoed either way so the client can match the failure.
     """
     start = time.perf_counter()
-    response = PredictChunk.Response()
-    response.chunk.request_id = observation.request_id
-    response.chunk.header.stamp = observation.header.stamp
     try:
         if config.decode_images:
             obs = msg_to_observation(observation, executor)
@@ -90,12 +111,8 @@ def null_answer(
             dt=config.dt, positions=positions,  # [T, J], every row the observed state
             inference_ms=(time.perf_counter() - start) * 1e3, policy_id=config.policy_id)
     except (ConversionError, InvalidDataError) as exc:
-        response.success = False
-        response.message = f'{type(exc).__name__}: {exc}'
-        return response
-    response.chunk = chunk_to_msg(chunk)
-    response.success = True
-    return response
+        return failed_answer(PredictChunk.Response(), observation, exc)
+    return chunk_answer(PredictChunk.Response(), chunk)
 
 
 def check_answer(

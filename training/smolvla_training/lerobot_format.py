@@ -1,4 +1,6 @@
-"""LeRobot dataset layout constants (facts §6), shared by the writer, ``--check`` and the reader.
+"""LeRobot dataset layout constants, shared by the writer, ``--check`` and the reader.
+
+The layout: docs/lerobot_compat.md, "Datasets".
 
 One place for path templates, default columns and tolerances, so the converter can never write a
 layout that its own checker or reader does not expect.
@@ -23,7 +25,7 @@ SYNC_REPORT_PATH = 'meta/sync_report.json'  # ours; LeRobot ignores unknown file
 V21_DATA_PATH = 'data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet'
 V21_VIDEO_PATH = 'videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4'
 
-# Columns LeRobot adds to every dataset (facts §6.1), in its order.
+# Columns LeRobot adds to every dataset, in its order.
 DEFAULT_FEATURES: dict[str, dict] = {
     'timestamp': {'dtype': 'float32', 'shape': [1], 'names': None},
     'frame_index': {'dtype': 'int64', 'shape': [1], 'names': None},

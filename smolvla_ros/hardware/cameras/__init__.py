@@ -1,7 +1,8 @@
 """Camera sources behind one small ABC (ROS-free): OpenCV device, looping video file, test pattern.
 
 The ``camera`` node only ever sees :class:`CameraSource`; tests and CI use the file and synthetic
-sources, which need no device (DESIGN §10: hardware is faked at the lowest level).
+sources, which need no device (hardware is faked at the lowest level: docs/ARCHITECTURE.md, "House
+rules").
 """
 from smolvla_ros.hardware.cameras.base import (
     CameraConfigError,

@@ -1,6 +1,7 @@
 """LeRobot's calibration procedure for an SO-100/SO-101 arm, free of any user interface.
 
-The steps (facts §5.1), each a method so a terminal UI, a script or a test can drive them:
+The steps of LeRobot's ``SOFollower.calibrate`` (docs/lerobot_compat.md, "SO-100 / SO-101 arms
+and the Feetech bus"), each a method so a terminal UI, a script or a test can drive them:
 
 1. :meth:`CalibrationProcedure.prepare`: torque off, EEPROM unlocked, position mode.
 2. :meth:`~CalibrationProcedure.set_half_turn_homing`: with the arm in the middle of its range,

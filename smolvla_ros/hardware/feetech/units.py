@@ -1,6 +1,7 @@
 """Unit conversions: raw ticks <-> LeRobot's normalized units <-> radians, vectorised over joints.
 
-LeRobot's three normalization modes (facts §5.2), with mid = (range_min + range_max) / 2:
+LeRobot's three normalization modes (``MotorsBus._normalize``; docs/lerobot_compat.md, "SO-100 /
+SO-101 arms and the Feetech bus"), with mid = (range_min + range_max) / 2:
   DEGREES:        deg = (raw - mid) * 360 / 4095            (raw not clamped)
   RANGE_M100_100: n = (clamp(raw) - min) / (max - min) * 200 - 100
   RANGE_0_100:    n = (clamp(raw) - min) / (max - min) * 100

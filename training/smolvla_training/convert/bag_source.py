@@ -5,8 +5,8 @@ what alignment needs: header stamps per stream, joint positions (contract order,
 and episode events. Camera pixels are not kept (two 640x480 cameras for a minute would not fit);
 :func:`iter_camera_frames` decodes the frames actually chosen, in a second pass per camera.
 
-Time: every stream is aligned on header stamps (user_needs row 8); topics without a header (task,
-episode events) use the bag's receive time.
+Time: every stream is aligned on header stamps (docs/data.md, "Frames on the exact grid"); topics
+without a header (task, episode events) use the bag's receive time.
 """
 from __future__ import annotations
 

@@ -1,15 +1,15 @@
 """``smolvla-convert --check DIR``: reload a LeRobot v3.0 dataset and verify it.
 
-Checks what breaks training later (user_needs rows 9-10): info.json counters against the files,
-keys and shapes, every episode's frame_index / index / timestamp sequence (timestamps finite,
-strictly increasing, within LeRobot's 1e-4 s of frame_index / fps), the videos' frame times
-against every frame's ``from_timestamp + timestamp``, and stats for every feature. The values
-themselves are checked too, because a corrupted file (flipped bytes, a NaN or 1e30 written by a
-bad converter or editor) loads without complaint and poisons training silently: every numeric
-feature must be finite, inside its stats' [min, max], and its stats must be what the data gives
-(``stats.numeric_stats``, within float32 rounding); the first bad row is named. Parquet page
-CRCs are verified where present (our writer stores them), which finds any flipped byte in a
-data page. All problems are collected and reported together.
+Checks what breaks training later: info.json counters against the files, keys and shapes, every
+episode's frame_index / index / timestamp sequence (timestamps finite, strictly increasing, within
+LeRobot's 1e-4 s of frame_index / fps), the videos' frame times against every frame's
+``from_timestamp + timestamp``, and stats for every feature. The values themselves are checked too,
+because a corrupted file (flipped bytes, a NaN or 1e30 written by a bad converter or editor) loads
+without complaint and poisons training silently: every numeric feature must be finite, inside its
+stats' [min, max], and its stats must be what the data gives (``stats.numeric_stats``, within
+float32 rounding); the first bad row is named. Parquet page CRCs are verified where present (our
+writer stores them), which finds any flipped byte in a data page. All problems are collected and
+reported together.
 """
 from __future__ import annotations
 

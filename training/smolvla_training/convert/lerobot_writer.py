@@ -1,5 +1,6 @@
-"""Write the parquet and JSON parts of a LeRobot v3.0 dataset (facts §6.3): data files, episode
-metadata, tasks, info.json and stats.json. Videos are written by ``video.VideoWriter``.
+"""Write the parquet and JSON parts of a LeRobot v3.0 dataset: data files, episode metadata, tasks,
+info.json and stats.json (docs/lerobot_compat.md, "Datasets"). Videos are written by
+``video.VideoWriter``.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Per-episode and aggregated feature statistics as LeRobot computes them (facts §6.4).
+"""Per-episode and aggregated feature statistics as LeRobot's ``compute_stats.py`` computes
+them (docs/lerobot_compat.md, "Datasets").
 
 Numbers: min, max, mean, std, count over time (axis 0). Images: an evenly spaced sample of frames
 (``sample_count``), downsampled by striding to ~150 px when the larger side is >= 300, reduced per

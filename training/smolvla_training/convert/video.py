@@ -1,4 +1,5 @@
-"""Per-camera mp4 writing through PyAV with LeRobot's encoding defaults (facts §6.1).
+"""Per-camera mp4 writing through PyAV with LeRobot's encoding defaults
+(docs/lerobot_compat.md, "Datasets").
 
 One :class:`VideoWriter` holds one open mp4 (episodes are concatenated into it, v3.0 style);
 frame k of the file has pts k in a 1/fps time base, so an episode's ``from_timestamp`` is simply

@@ -1,10 +1,10 @@
 """Read LeRobot v3.0 (and v2.1) dataset directories: frames by index, action chunks, stats.
 
 What the trainer uses. ``reader[i]`` returns one frame as numpy: state/action vectors, decoded
-images as float32 CHW in [0, 1] (LeRobot's loading convention, facts §6.1), the task string, and,
-with ``action_horizon`` H, the future actions [H, D] from frame i with ``action_is_pad`` [H]
-marking steps past the episode end (their indices are clamped to the last frame, as LeRobot does
-with ``delta_timestamps``). numpy only: the trainer converts to tensors where it needs them.
+images as float32 CHW in [0, 1] (LeRobot's loading convention), the task string, and, with
+``action_horizon`` H, the future actions [H, D] from frame i with ``action_is_pad`` [H] marking
+steps past the episode end (their indices are clamped to the last frame, as LeRobot does with
+``delta_timestamps``). numpy only: the trainer converts to tensors where it needs them.
 """
 from __future__ import annotations
 
