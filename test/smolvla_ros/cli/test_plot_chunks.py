@@ -11,8 +11,8 @@ pytest.importorskip('matplotlib')
 
 from rosbags.rosbag2 import StoragePlugin, Writer  # noqa: E402
 
-from smolvla_ros.cli import main as cli_main  # noqa: E402
-from smolvla_ros.plot_chunks import (  # noqa: E402
+from smolvla_ros.cli.main import main as cli_main  # noqa: E402
+from smolvla_ros.cli.plot_chunks import (  # noqa: E402
     ChunkLogError,
     load_fk,
     make_typestore,

@@ -1,4 +1,7 @@
-"""Policy directories: both LeRobot layouts, safetensors checks and clear errors (facts §3)."""
+"""Policy directories: both LeRobot layouts, safetensors checks and clear errors.
+
+The layouts: docs/lerobot_compat.md, "Checkpoint files and keys".
+"""
 from __future__ import annotations
 
 import json

@@ -14,7 +14,7 @@ from smolvla_ros.policy.configuration_smolvla import (
     SmolVLAConfigError,
 )
 
-# lerobot/smolvla_base's config.json as the facts sheet records it (§1.2), with LeRobot's
+# lerobot/smolvla_base's config.json (docs/lerobot_compat.md, "Configuration"), with LeRobot's
 # PreTrainedConfig fields and an RTC block as LeRobot >= 0.4.2 writes it.
 LEROBOT_CONFIG = {
     'type': 'smolvla', 'n_obs_steps': 1,

@@ -1,9 +1,10 @@
-"""VLAFlowMatching on the tiny preset against a plain reference written here from the facts sheet.
+"""VLAFlowMatching on the tiny preset against a plain reference written here.
 
-The reference below re-derives SmolVLA's math (facts §2.4-2.9) as straightforward loops over the
-model's weights: no KV cache, explicit masks from the cumsum rule, RoPE base 10000, sqrt(hidden)
-scaling, interleaved self/cross-attention layers. Only the vision tower and connector are called as
-modules (they are transformers' code, not ours).
+The reference below re-derives SmolVLA's math from docs/lerobot_compat.md (its sections "Prefix,
+suffix, masks and positions" to "Sampler") as straightforward loops over the model's weights: no KV
+cache, explicit masks from the cumsum rule, RoPE base 10000, sqrt(hidden) scaling, interleaved
+self/cross-attention layers. Only the vision tower and connector are called as modules (they are
+transformers' code, not ours).
 """
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def _inputs(cfg: SmolVLAConfig, seed: int = 1) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# The reference (facts §2), deliberately naive.
+# The reference, deliberately naive.
 # ---------------------------------------------------------------------------------------------
 def _rms(x, w, eps=1e-5):
     x32 = x.float()

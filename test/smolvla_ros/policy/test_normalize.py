@@ -1,4 +1,7 @@
-"""Normalization modes, their inverses and the eps rules (facts §3.4)."""
+"""Normalization modes, their inverses and the eps rules.
+
+docs/lerobot_compat.md, "Normalization".
+"""
 from __future__ import annotations
 
 import pytest

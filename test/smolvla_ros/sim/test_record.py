@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip('mujoco')
 pytest.importorskip('rosbags')
 
-from smolvla_ros.cli import main  # noqa: E402
+from smolvla_ros.cli.main import main  # noqa: E402
 from smolvla_ros.sim.errors import SimConfigError  # noqa: E402
 from smolvla_ros.sim.record import (  # noqa: E402
     BAG_ORIGIN_NS,

@@ -270,7 +270,7 @@ def test_cli_process_serves_a_calibrated_bus(tmp_path) -> None:
 
 
 def test_cli_rejects_bad_arguments(tmp_path) -> None:
-    from smolvla_ros.cli import main
+    from smolvla_ros.cli.main import main
     cal = tmp_path / 'cal.json'
     cal.write_text('{"x": {"id": 9, "drive_mode": 0, "homing_offset": 0, "range_min": 0, '
                    '"range_max": 10}}')
