@@ -200,8 +200,8 @@ def test_a_slow_warm_up_is_refused_at_start_only_when_asked(rclpy_context, tmp_p
 
 
 def test_a_slow_warm_up_serves_and_warns_by_default(rclpy_context, tmp_path) -> None:
-    """Serving slowly beats not serving: a loaded machine once made a warm-up 1683 ms against a
-    1667 ms horizon and the whole bringup died at start."""
+    """Serving slowly beats not serving: on a loaded machine a warm-up can overrun the chunk horizon
+    by a little (docs/ARCHITECTURE.md, "Decision log"), and refusing would end the whole bringup."""
     server = _server(rclpy_context, _contract(tmp_path), 'front=camera1,wrist=camera2',
                      extra_ms=150.0, max_latency_ms=100.0)
     client_node = rclpy.create_node('policy_client', context=rclpy_context)

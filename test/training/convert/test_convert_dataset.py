@@ -141,7 +141,8 @@ def _rewrite_data(out, column: str, row: int, value: float) -> None:
 ])
 def test_check_finds_corrupted_values_and_names_the_first_bad_row(tmp_path, contract, column,
                                                                   value, expected) -> None:
-    """--check used to pass NaN, 1e30 and flipped bytes: every value is checked now."""
+    """A NaN, a 1e30 or a flipped byte loads without complaint and poisons training: --check reads
+    every value and names the first bad row."""
     bag = write_bag(tmp_path / 'bag', jittery_spec(0.5))
     out = convert([bag], contract, tmp_path / 'ds', H264).root
     if value is None:  # the middle of the column's range: only the stats can tell

@@ -278,7 +278,8 @@ def test_concurrent_callers_are_serialized(bus: FeetechBus, emulator: ServoEmula
 def test_ping_counts_an_sdk_index_error_as_a_short_reply_and_retries(
         bus: FeetechBus, monkeypatch: pytest.MonkeyPatch) -> None:
     # scservo_sdk's ping() reads the model number and indexes a short reply (e.g. a late reply of
-    # an earlier attempt taken as this one's) without a length check: an IndexError escaped once.
+    # an earlier attempt taken as this one's) without a length check, so a short reply raises
+    # IndexError inside the SDK; the bus must count it and retry, not let it escape.
     real_ping = bus._ph.ping
     calls = []
 
