@@ -142,9 +142,6 @@ OUTSIDE_CITATIONS = re.compile('|'.join((
 PENDING: tuple[str, ...] = (
     'smolvla_ros/nodes/recorder.py',
     'smolvla_ros/policy/checkpoint.py',
-    'smolvla_ros/sim/render.py',
-    'smolvla_ros/sim/scene.py',
-    'smolvla_ros/sim/video.py',
 )
 
 _SKIP_DIRS = {'.git', '.venv', 'build', 'install', 'log', 'runs', 'demo_out', '__pycache__',

@@ -1,4 +1,4 @@
-"""Offscreen camera rendering with the fast CPU settings (platform.md "Simulation").
+"""Offscreen camera rendering with the fast CPU settings (docs/simulation.md, "Rendering").
 
 On a CPU (Mesa llvmpipe through EGL) rendering is geometry bound, not pixel bound, with
 multisampling, shadows and reflections off: measured on 2 cores, the front camera costs ~40 ms

@@ -1,6 +1,6 @@
 """mp4 writing for the simulator's videos (``smolvla-ros demo``, ``smolvla-ros eval --video``).
 
-PyAV (platform.md "Video"; never torchvision/torchcodec): H.264 (libx264) when this PyAV build has
+PyAV (docs/ARCHITECTURE.md, "House rules": no torchvision/torchcodec, broken with our torch): H.264 (libx264) when this PyAV build has
 it, else MPEG-4 part 2, both yuv420p, so any player opens the files.
 """
 from __future__ import annotations
