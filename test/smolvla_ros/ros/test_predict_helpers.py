@@ -5,16 +5,20 @@ import numpy as np
 import pytest
 from smolvla_msgs.srv import PredictChunk
 
+from smolvla_ros.core.types import ActionChunkData
 from smolvla_ros.ros.observation import ImageEncoding, observation_to_msg
 from smolvla_ros.ros.predict import (
     AnswerError,
     NullPolicyConfig,
     ProbeConfig,
     check_answer,
+    chunk_answer,
+    failed_answer,
     null_answer,
     stamp_request,
 )
 from smolvla_ros.ros.synthetic import SO101_JOINTS, synthetic_observation
+from smolvla_ros.ros.time import stamp_to_ns
 
 
 def _request(image_format: str = 'jpeg') -> PredictChunk.Request:
@@ -50,6 +54,25 @@ def test_null_answer_reports_a_corrupt_image() -> None:
     assert response.chunk.request_id == 3  # echoed so the client can match the failure
     with pytest.raises(AnswerError, match='request 3: server reported failure'):
         check_answer(response, request_id=3, stamp_ns=2_000_000_001, joint_names=SO101_JOINTS)
+
+
+def test_failed_answer_names_the_error_and_echoes_id_and_stamp() -> None:
+    observation = _request().observation
+    response = failed_answer(PredictChunk.Response(), observation, KeyError('front'))
+    assert not response.success and response.message == "KeyError: 'front'"
+    assert response.chunk.request_id == 3
+    assert stamp_to_ns(response.chunk.header.stamp) == 2_000_000_001
+    assert failed_answer(PredictChunk.Response(), observation, 'no cube').message == 'no cube'
+
+
+def test_chunk_answer_passes_the_probe_check() -> None:
+    chunk = ActionChunkData(stamp_ns=2_000_000_001, request_id=3, joint_names=SO101_JOINTS,
+                            dt=0.05, positions=np.ones((4, 6), np.float32), policy_id='p')
+    response = chunk_answer(PredictChunk.Response(), chunk)
+    assert response.success
+    got = check_answer(response, request_id=3, stamp_ns=2_000_000_001, joint_names=SO101_JOINTS,
+                       chunk_size=4)
+    np.testing.assert_array_equal(got.positions, chunk.positions)
 
 
 def test_without_decoding_a_corrupt_image_goes_unnoticed_but_state_is_checked() -> None:
