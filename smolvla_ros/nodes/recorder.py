@@ -1,6 +1,6 @@
 """recorder: the contract's topics, commands, task and episode events into a rosbag2 mcap bag.
 
-The pip-only stand-in for ``ros2 bag record`` (DESIGN §9): raw (serialized) subscriptions hand
+The pip-only stand-in for ``ros2 bag record`` (docs/data.md): raw (serialized) subscriptions hand
 CDR bytes to a queue, and one writer thread owns the rosbags ``Writer`` (sqlite3 writers must be
 used from the thread that created them; mcap does not care), so callbacks never block on disk.
 Episodes are marked in the bag itself: services ``~/start_episode``, ``~/stop_episode`` and
