@@ -6,14 +6,14 @@ other sessions on the same machine never see each other's nodes.
 from __future__ import annotations
 
 import os
-import random
 import signal
-import sys
 
 import pytest
 
+from smolvla_ros.bringup.processes import isolated_ros_env, random_domain_id
+
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(1, 215)))
+os.environ.setdefault('ROS_DOMAIN_ID', str(random_domain_id()))
 # MuJoCo fixes its GL backend at first import; a test module that imports mujoco before
 # smolvla_ros.sim would leave the whole process on GLFW, which fails on a headless CI machine.
 os.environ.setdefault('MUJOCO_GL', 'egl')
@@ -28,22 +28,13 @@ if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
-def random_domain_id() -> int:
-    """A domain id in 1..215: valid for the default port mapping, wide enough that concurrent test
-    runs on one machine rarely meet. Tests that must not be answered by a stranger also use
-    service/topic names of their own."""
-    return random.randint(1, 215)
-
-
 @pytest.fixture
 def ros_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Environment for ROS subprocesses: a fresh random domain, localhost discovery, this venv."""
-    domain = str(random_domain_id())
-    monkeypatch.setenv('ROS_DOMAIN_ID', domain)
+    """Environment for ROS subprocesses: a fresh random domain, localhost discovery, this venv
+    (bringup/processes.isolated_ros_env); this process's rclpy gets the same domain."""
+    env = isolated_ros_env()
+    monkeypatch.setenv('ROS_DOMAIN_ID', env['ROS_DOMAIN_ID'])
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    env = dict(os.environ)
-    env['PATH'] = os.path.dirname(sys.executable) + os.pathsep + env.get('PATH', '')
-    env['PYTHONUNBUFFERED'] = '1'
     return env
 
 

@@ -3,23 +3,19 @@
 `up` starts every node in a session of its own; the kernel sends them SIGTERM when `up` dies
 (PR_SET_PDEATHSIG, bringup/supervisor.py), but a run past its deadline still gets SIGINT first, so
 that `up` stops its nodes in order and the test sees their exit, and SIGKILL only if that does not
-end it.
+end it. The helpers that bench/ shares (the command, the environment, stop, StackWatcher) live in
+smolvla_ros/bringup/processes.py and watcher.py; this module adds what fails a test.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 import signal
 import subprocess
-import sys
 
 import pytest
 
-
-def up_command(*args: str) -> list[str]:
-    """``smolvla-ros up ARGS`` with the console script of this interpreter's environment."""
-    script = Path(sys.executable).parent / 'smolvla-ros'
-    base = [str(script)] if script.is_file() else [sys.executable, '-m', 'smolvla_ros.cli']
-    return [*base, 'up', *args]
+from smolvla_ros.bringup.watcher import StackWatcher
 
 
 def run_up(cmd: list[str], env: dict[str, str], deadline_s: float, *,
@@ -30,7 +26,7 @@ def run_up(cmd: list[str], env: dict[str, str], deadline_s: float, *,
     try:
         out, err = proc.communicate(timeout=deadline_s)
     except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)  # communicate, not stop(): the pipes must be drained
         try:
             out, err = proc.communicate(timeout=60)
         finally:
@@ -38,3 +34,14 @@ def run_up(cmd: list[str], env: dict[str, str], deadline_s: float, *,
                 proc.kill()
         pytest.fail(f'up did not end within {deadline_s:g} s:\n{out}\n{err or ""}')
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def spin_or_fail(watcher: StackWatcher, done: Callable[[], object], timeout_s: float,
+                 proc: subprocess.Popen, log: Path) -> bool:
+    """``watcher.spin_until`` that fails the test, with the log's tail, when ``proc`` (the stack)
+    exits first. False at the timeout: the caller's assertion says what was missing."""
+    if watcher.spin_until(done, timeout_s, proc):
+        return True
+    if proc.poll() is not None:
+        pytest.fail(f'the stack exited early ({proc.returncode}):\n{log.read_text()[-6000:]}')
+    return False

@@ -28,6 +28,7 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from up_process import run_up  # noqa: E402
 
+from smolvla_ros.bringup.processes import stop  # noqa: E402
 from smolvla_ros.paths import config_path  # noqa: E402
 from smolvla_ros.ros.time import stamp_to_ns  # noqa: E402
 
@@ -113,16 +114,6 @@ class Monitor:
         self.node.destroy_node()
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _pid(log: Path, name: str) -> int:
     match = re.search(rf'started {name} \(pid (\d+)\)', log.read_text())
     assert match, log.read_text()
@@ -187,8 +178,8 @@ def test_async_stack_flows_holds_resumes_and_stops_on_stale_camera(ros_env, rclp
                          'requests after the camera thawed', log)
         finally:
             monitor.close()
-            _stop(server)
-            _stop(up)
+            stop(server)
+            stop(up)
     assert up.returncode == 128 + signal.SIGINT, log.read_text()
 
 

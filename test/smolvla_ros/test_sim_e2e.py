@@ -21,10 +21,12 @@ import json
 from pathlib import Path
 import signal
 import subprocess
-import time
 
 import pytest
-from up_process import up_command
+from up_process import spin_or_fail
+
+from smolvla_ros.bringup.processes import stop, up_command
+from smolvla_ros.bringup.watcher import StackWatcher
 
 pytestmark = [pytest.mark.integration, pytest.mark.ros, pytest.mark.slow]
 
@@ -44,22 +46,16 @@ def _stack_available() -> None:
     pytest.importorskip('smolvla_ros.nodes.oracle_policy_server')
 
 
-class _Watcher:
-    """An in-process node on the stack's domain: episode events and executor diagnostics."""
+class _Watcher(StackWatcher):
+    """Episode events and executor diagnostics, and the simulator's sim/reset service."""
 
     def __init__(self, domain_id: int) -> None:
+        super().__init__(domain_id, 'sim_e2e_watcher')
         from diagnostic_msgs.msg import DiagnosticArray
-        import rclpy
         from rclpy.qos import DurabilityPolicy, QoSProfile
         from std_msgs.msg import String
         from std_srvs.srv import Trigger
 
-        self._rclpy = rclpy
-        self.context = rclpy.context.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node('sim_e2e_watcher', context=self.context)
-        self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
         self.events: list[dict] = []
         self.execution: dict[str, str] = {}
         self.execution_message = ''
@@ -78,29 +74,13 @@ class _Watcher:
                 self.execution = {kv.key: kv.value for kv in status.values}
                 self.execution_message = status.message
 
-    def spin_until(self, done, timeout_s: float, proc: subprocess.Popen, log: Path) -> bool:
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            if proc.poll() is not None:
-                pytest.fail(f'smolvla-ros up exited early ({proc.returncode}):\n'
-                            f'{log.read_text()[-6000:]}')
-            self.executor.spin_once(timeout_sec=0.1)
-            if done():
-                return True
-        return False
-
     def reset(self, proc: subprocess.Popen, log: Path) -> str:
         assert self.reset_client.wait_for_service(timeout_sec=10.0), 'no sim/reset service'
         future = self.reset_client.call_async(self._trigger.Request())
-        assert self.spin_until(future.done, 10.0, proc, log), 'sim/reset did not answer'
+        assert spin_or_fail(self, future.done, 10.0, proc, log), 'sim/reset did not answer'
         response = future.result()
         assert response.success, response.message
         return response.message
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self._rclpy.try_shutdown(context=self.context)
 
 
 def _wait_success(watcher: _Watcher, episode: int, timeout_s: float, proc: subprocess.Popen,
@@ -109,7 +89,7 @@ def _wait_success(watcher: _Watcher, episode: int, timeout_s: float, proc: subpr
         return next((e for e in watcher.events
                      if e['event'] == 'success' and e['episode'] == episode), None)
 
-    assert watcher.spin_until(lambda: found() is not None, timeout_s, proc, log), (
+    assert spin_or_fail(watcher, lambda: found() is not None, timeout_s, proc, log), (
         f'no success for episode {episode} within {timeout_s} s: events {watcher.events}, '
         f'executor {watcher.execution_message!r} {watcher.execution}\n'
         f'{log.read_text()[-6000:]}')
@@ -128,7 +108,7 @@ def test_async_oracle_picks_the_cube_in_real_time_then_stops_cleanly(ros_env, tm
     try:
         first = _wait_success(watcher, 0, FIRST_PICK_WALL_S, proc, log)
         assert first['seed'] == 3 and first['sim_time'] <= FIRST_PICK_SIM_S, first
-        assert watcher.spin_until(lambda: 'clears' in watcher.execution, 10.0, proc, log)
+        assert spin_or_fail(watcher, lambda: 'clears' in watcher.execution, 10.0, proc, log)
         clears_before = int(watcher.execution['clears'])  # the executor's start-up is long past
 
         message = watcher.reset(proc, log)  # a fresh episode, started while the stack runs
@@ -139,7 +119,7 @@ def test_async_oracle_picks_the_cube_in_real_time_then_stops_cleanly(ros_env, tm
         assert any(e['event'] == 'reset' and e['episode'] == episode for e in watcher.events)
 
         # The executor drove the arm with policy chunks, not a lucky start.
-        watcher.spin_until(lambda: False, 1.5, proc, log)  # one more diagnostics period
+        spin_or_fail(watcher, lambda: False, 1.5, proc, log)  # one more diagnostics period
         stats = watcher.execution
         assert int(stats['chunks_accepted']) >= 3, stats
         assert int(stats['commands']) > 30, stats
@@ -148,13 +128,7 @@ def test_async_oracle_picks_the_cube_in_real_time_then_stops_cleanly(ros_env, tm
         assert int(stats['clears']) == clears_before + 1, (clears_before, stats)
     finally:
         watcher.close()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=STOP_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if not stop(proc, STOP_S):
             pytest.fail(f'smolvla-ros up did not stop on SIGINT:\n{log.read_text()[-6000:]}')
 
     output = log.read_text()

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
-from up_process import up_command
 import yaml
+
+from smolvla_ros.bringup.processes import stop, up_command
+from smolvla_ros.bringup.watcher import StackWatcher
 
 pytestmark = [pytest.mark.integration, pytest.mark.ros, pytest.mark.slow]
 
@@ -56,19 +56,14 @@ def _small_contract(tmp_path: Path) -> Path:
     return path
 
 
-class _TaskAndEvents:
-    """In-process node: publishes the task (latched) and watches the simulator's events."""
+class _TaskAndEvents(StackWatcher):
+    """Publishes the task (latched) and watches the simulator's events."""
 
     def __init__(self, domain_id: int) -> None:
-        import rclpy
+        super().__init__(domain_id, 'sim_record_live_test')
         from rclpy.qos import DurabilityPolicy, QoSProfile
         from std_msgs.msg import String
-        self._rclpy = rclpy
-        self.context = rclpy.context.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node('sim_record_live_test', context=self.context)
-        self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.task_pub = self.node.create_publisher(String, 'task', latched)
         self._task = String(data=TASK)
@@ -79,36 +74,13 @@ class _TaskAndEvents:
             String, 'sim/episode', lambda m: self.events.append(json.loads(m.data)),
             QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL))
 
-    def spin_until(self, done, timeout_s: float, procs: list[subprocess.Popen]) -> bool:
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            if any(p.poll() is not None for p in procs):
-                return False
-            self.executor.spin_once(timeout_sec=0.1)
-            # A subscriber that matched before discovery showed it our latched publisher is
-            # volatile (the recorder adapts its QoS like ros2 bag record): publish again for it.
-            count = self.task_pub.get_subscription_count()
-            if count > self._task_subscribers:
-                self.task_pub.publish(self._task)
-            self._task_subscribers = count
-            if done():
-                return True
-        return False
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self._rclpy.try_shutdown(context=self.context)
-
-
-def _stop(proc: subprocess.Popen, timeout_s: float = 60.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    def on_spin(self) -> None:
+        # A subscriber that matched before discovery showed it our latched publisher is
+        # volatile (the recorder adapts its QoS like ros2 bag record): publish again for it.
+        count = self.task_pub.get_subscription_count()
+        if count > self._task_subscribers:
+            self.task_pub.publish(self._task)
+        self._task_subscribers = count
 
 
 def _record_live(tmp_path: Path, contract: Path, env: dict[str, str]) -> Path:
@@ -135,7 +107,7 @@ def _record_live(tmp_path: Path, contract: Path, env: dict[str, str]) -> Path:
         watcher.spin_until(lambda: False, 1.5, procs)  # the lifted cube, held a moment
     finally:
         for proc in procs:  # the recorder first: the bag ends while the stack still runs
-            _stop(proc)
+            stop(proc, 60.0)
         watcher.close()
     assert procs[0].returncode in (0, 130), log.read_text()[-5000:]
     bag = tmp_path / 'live'

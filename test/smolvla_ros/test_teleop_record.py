@@ -8,13 +8,14 @@ LeRobot v3.0 dataset and `smolvla-convert --check` verifies it, and the recorded
 from __future__ import annotations
 
 from pathlib import Path
-import signal
 import subprocess
 import sys
 import time
 
 import numpy as np
 import pytest
+
+from smolvla_ros.bringup.processes import stop, up_command
 
 pytestmark = [pytest.mark.integration, pytest.mark.ros, pytest.mark.slow]
 
@@ -53,20 +54,16 @@ def test_teleop_session_records_converts_and_checks(tmp_path: Path, ros_env) -> 
     # the nodes. The SIGINT window is generous so that every node ends on SIGINT itself.
     with log.open('w') as out:
         up = subprocess.Popen(
-            [_script('smolvla-ros'), 'up', '--sigint-timeout', '30', 'so101_teleop_record',
-             f'output_dir:={tmp_path}', 'bag_name:=session', f'follower_port:={tmp_path}/follower',
-             f'leader_port:={tmp_path}/leader', 'camera_fps:=15.0'],
+            up_command('--sigint-timeout', '30', 'so101_teleop_record', f'output_dir:={tmp_path}',
+                       'bag_name:=session', f'follower_port:={tmp_path}/follower',
+                       f'leader_port:={tmp_path}/leader', 'camera_fps:=15.0'),
             env=ros_env, stdout=out, stderr=subprocess.STDOUT)
         try:
             assert _wait_until_up(log, up), log.read_text()[-3000:]
             time.sleep(RECORD_S)  # the recording itself: a session of this length
             assert up.poll() is None, log.read_text()[-3000:]
-            up.send_signal(signal.SIGINT)
-            up.wait(timeout=90)
         finally:
-            if up.poll() is None:
-                up.kill()
-                up.wait()
+            stop(up, 90.0)
     out = log.read_text()
     assert up.returncode == 130, out[-3000:]  # stopped by SIGINT, every node ended cleanly
     bag = tmp_path / 'session'

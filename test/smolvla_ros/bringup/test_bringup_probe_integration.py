@@ -6,7 +6,9 @@ import signal
 import subprocess
 
 import pytest
-from up_process import run_up, up_command
+from up_process import run_up
+
+from smolvla_ros.bringup.processes import up_command
 
 pytestmark = [pytest.mark.integration, pytest.mark.ros]
 

@@ -12,17 +12,16 @@ one Ctrl-C with status 130.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 import signal
 import subprocess
 import threading
-import time
 
 import pytest
-from up_process import up_command
 
+from smolvla_ros.bringup.processes import stop, up_command
 from smolvla_ros.bringup.profile import available_profiles, load_profile
+from smolvla_ros.bringup.watcher import StackWatcher
 
 pytestmark = [pytest.mark.integration, pytest.mark.ros, pytest.mark.slow]
 
@@ -41,37 +40,18 @@ def _arguments(profile, tmp_path: Path) -> list[str]:
     return args
 
 
-class _CommandCounter:
+class _CommandCounter(StackWatcher):
     """Counts joint_commands on the stack's domain (namespace '' in every default)."""
 
     def __init__(self, domain_id: int) -> None:
-        import rclpy
+        super().__init__(domain_id, 'profile_start_watcher')
         from sensor_msgs.msg import JointState
 
-        self._rclpy = rclpy
-        self.context = rclpy.context.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node('profile_start_watcher', context=self.context)
         self.count = 0
         self.node.create_subscription(JointState, 'joint_commands', self._on_command, 50)
-        self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
 
     def _on_command(self, _msg) -> None:
         self.count += 1
-
-    def spin_until(self, done, timeout_s: float, proc: subprocess.Popen) -> bool:
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end and proc.poll() is None:
-            self.executor.spin_once(timeout_sec=0.1)
-            if done():
-                return True
-        return done()
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self._rclpy.try_shutdown(context=self.context)
 
 
 @pytest.mark.parametrize('path', available_profiles(), ids=lambda p: p.stem)
@@ -97,10 +77,5 @@ def test_profile_starts_with_its_defaults(path: Path, ros_env, tmp_path) -> None
     finally:
         if counter is not None:
             counter.close()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(STOP_S)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)  # its nodes get SIGTERM (supervisor.py)
+        stop(proc, STOP_S)  # SIGKILL if need be: its nodes then get SIGTERM (supervisor.py)
         reader.join(timeout=5)

@@ -33,11 +33,13 @@ from real_launch import (
     require_real_launch,
     ros2_executable,
 )
-from up_process import up_command
+from up_process import spin_or_fail
 from waiting import wait_until
 
+from smolvla_ros.bringup.processes import stop, up_command
 from smolvla_ros.bringup.profile import load_profile
 from smolvla_ros.bringup.resolve import resolve_profile
+from smolvla_ros.bringup.watcher import StackWatcher
 
 pytestmark = [pytest.mark.ros]
 
@@ -77,17 +79,7 @@ def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
 
 def _stop_group(proc: subprocess.Popen) -> None:
     """End a launch and its nodes (one process group): SIGINT, then SIGKILL."""
-    for signum, wait_s in ((signal.SIGINT, 20.0), (signal.SIGKILL, 5.0)):
-        if proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, signum)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(wait_s)
-        except subprocess.TimeoutExpired:
-            continue
+    stop(proc, 20.0, group=True)
 
 
 def _assert_quiet(out: str) -> None:
@@ -179,20 +171,14 @@ def test_a_ctrl_c_ends_the_launch_without_on_exit_lines(
 
 # -- so101_demo stopped with Ctrl-C -----------------------------------------------------------
 
-class _Watcher:
-    """An in-process node on the stack's domain: executed commands and the driver's state."""
+class _Watcher(StackWatcher):
+    """Executed commands and the driver's state on the stack's domain."""
 
     def __init__(self, domain_id: int) -> None:
+        super().__init__(domain_id, 'launch_stop_watcher')
         from diagnostic_msgs.msg import DiagnosticArray
-        import rclpy
         from sensor_msgs.msg import JointState
 
-        self._rclpy = rclpy
-        self.context = rclpy.context.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node('launch_stop_watcher', context=self.context)
-        self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
         self.executed = 0
         self.driver_states: set[str] = set()
         self.node.create_subscription(JointState, 'executed_action', self._on_executed, 10)
@@ -205,22 +191,6 @@ class _Watcher:
         for status in msg.status:
             if 'driver' in status.name and status.name.endswith(': bus'):
                 self.driver_states.update(kv.value for kv in status.values if kv.key == 'state')
-
-    def spin_until(self, done, timeout_s: float, proc: subprocess.Popen, log: Path) -> bool:
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            if proc.poll() is not None:
-                pytest.fail(f'the stack exited early ({proc.returncode}):\n'
-                            f'{log.read_text()[-6000:]}')
-            self.executor.spin_once(timeout_sec=0.1)
-            if done():
-                return True
-        return False
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self._rclpy.try_shutdown(context=self.context)
 
 
 @pytest.fixture
@@ -263,8 +233,8 @@ def test_demo_ctrl_c_releases_the_arm_and_every_node_exits_0(
     watcher = None
     try:
         watcher = _Watcher(int(ros_env['ROS_DOMAIN_ID']))
-        ready = watcher.spin_until(
-            lambda: watcher.executed >= 10 and 'enabled' in watcher.driver_states,
+        ready = spin_or_fail(
+            watcher, lambda: watcher.executed >= 10 and 'enabled' in watcher.driver_states,
             DEMO_READY_S, proc, log)
         assert ready, (f'executed {watcher.executed}, driver {watcher.driver_states}:\n'
                        f'{log.read_text()[-6000:]}')

@@ -15,10 +15,10 @@ import subprocess
 import threading
 
 import pytest
-from up_process import up_command
 from waiting import wait_until
 import yaml
 
+from smolvla_ros.bringup.processes import up_command
 from smolvla_ros.hardware.emulator.cli import add_arguments, build_emulator
 from smolvla_ros.paths import share_dir
 

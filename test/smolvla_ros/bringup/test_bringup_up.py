@@ -5,12 +5,14 @@ import os
 from pathlib import Path
 import signal
 import subprocess
-import sys
 import time
 
 import yaml
 
-from smolvla_ros import cli
+from smolvla_ros.bringup.processes import up_command
+from smolvla_ros.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[3]  # the source checkout: config/ lives here
 
 
 def _profile_with_processes(write_profile, child_argv, entries: str) -> Path:
@@ -22,39 +24,39 @@ def _profile_with_processes(write_profile, child_argv, entries: str) -> Path:
 
 
 def test_list_and_show_args(capsys) -> None:
-    assert cli.main(['up', '--list']) == 0
+    assert main(['up', '--list']) == 0
     assert 'probe' in capsys.readouterr().out
-    assert cli.main(['up', '--show-args', 'probe']) == 0
+    assert main(['up', '--show-args', 'probe']) == 0
     out = capsys.readouterr().out
     assert "count (default '20'): number of PredictChunk requests" in out
 
 
 def test_dry_run_prints_the_resolved_command_lines(capsys) -> None:
-    assert cli.main(['up', '--dry-run', 'probe', 'count:=7', 'namespace:=so101']) == 0
+    assert main(['up', '--dry-run', 'probe', 'count:=7', 'namespace:=so101']) == 0
     lines = capsys.readouterr().out.splitlines()
     server = next(line for line in lines if line.startswith('[null_policy_server]'))
     probe = next(line for line in lines if line.startswith('[predict_probe]'))
     assert '(required)' in server and '(required, shutdown_on_exit)' in probe
     assert server.endswith('null_policy_server --ros-args -r __node:=null_policy_server -r '
                            '__ns:=/so101 --params-file '
-                           f'{Path(cli.__file__).parent.parent / "config/params/probe.yaml"}')
+                           f'{ROOT / "config/params/probe.yaml"}')
     assert "'count': 7" in '\n'.join(lines)
-    assert cli.main(['up', '--dry-run', 'probe', 'server:=false']) == 0
+    assert main(['up', '--dry-run', 'probe', 'server:=false']) == 0
     out = capsys.readouterr().out
     assert "# skipped null_policy_server: condition if 'false'" in out
     assert '[null_policy_server]' not in out
 
 
 def test_argument_errors_exit_2_and_list_the_arguments(capsys) -> None:
-    assert cli.main(['up', 'probe', 'cuont:=3']) == 2
+    assert main(['up', 'probe', 'cuont:=3']) == 2
     err = capsys.readouterr().err
     assert "[up] ERROR: unknown argument 'cuont' for profile 'probe'" in err
     assert "count (default '20')" in err and "server (default 'true'" in err
-    assert cli.main(['up', 'probe', 'server:=maybe']) == 2
+    assert main(['up', 'probe', 'server:=maybe']) == 2
     assert "'server': 'maybe' is not one of ['true', 'false']" in capsys.readouterr().err
-    assert cli.main(['up']) == 2
+    assert main(['up']) == 2
     assert 'no PROFILE given' in capsys.readouterr().err
-    assert cli.main(['up', 'no_such_profile']) == 2
+    assert main(['up', 'no_such_profile']) == 2
     assert "no profile named 'no_such_profile'" in capsys.readouterr().err
 
 
@@ -67,7 +69,7 @@ def test_missing_executable_starts_nothing(write_profile, child_argv, tmp_path, 
           - {{name: ghost, executable: no_such_node_xyz}}
           - {{name: other, executable: no_such_node_abc, package: some_pkg}}
         ''')
-    assert cli.main(['up', str(path)]) == 2
+    assert main(['up', str(path)]) == 2
     err = capsys.readouterr().err
     assert "profile 'test_profile': nothing was started because 2 executables are missing" in err
     assert "node ghost: executable 'no_such_node_xyz' not found" in err
@@ -84,7 +86,7 @@ def test_required_process_death_exits_1_naming_it(write_profile, child_argv, cap
           - {{name: a, cmd: {a}}}
           - {{name: dies, cmd: {dies}}}
         ''')
-    assert cli.main(['up', '--sigint-timeout', '3', str(path)]) == 1
+    assert main(['up', '--sigint-timeout', '3', str(path)]) == 1
     captured = capsys.readouterr()
     assert '[up] ERROR: bringup failed: required process dies exited with exit code 3' in (
         captured.err)
@@ -100,8 +102,7 @@ def test_sigint_to_up_is_forwarded_and_everything_ends(write_profile, child_argv
         ''')
     # A generous SIGINT window: the children must end on SIGINT itself, however slowly a loaded
     # machine runs their handlers, and never be escalated to SIGTERM (which they do not handle).
-    proc = subprocess.Popen([sys.executable, '-m', 'smolvla_ros.cli', 'up', '--sigint-timeout',
-                             '30', str(path)],
+    proc = subprocess.Popen(up_command('--sigint-timeout', '30', str(path)),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     try:

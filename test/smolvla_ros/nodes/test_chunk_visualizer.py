@@ -3,9 +3,7 @@ pass through DDS (robot_description latched, markers published by the timer)."""
 from __future__ import annotations
 
 from pathlib import Path
-import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -21,6 +19,7 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
+from smolvla_ros.bringup.processes import stop, up_command  # noqa: E402
 from smolvla_ros.core.chunk_markers import TIME_GRADIENT  # noqa: E402
 from smolvla_ros.core.kinematics import matrix_to_quaternion  # noqa: E402
 from smolvla_ros.core.types import ActionChunkData  # noqa: E402
@@ -139,9 +138,9 @@ def test_runs_in_the_simulation_profile(tmp_path: Path, ros_env: dict[str, str])
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(listener)
     log = tmp_path / 'up.log'
-    cmd = [str(Path(sys.executable).parent / 'smolvla-ros'), 'up', 'so101_async', 'sim:=true',
-           'oracle:=true', 'visualize:=true', 'max_obs_age_s:=0.5', 'camera_hz:=5.0',
-           'image_width:=64', 'image_height:=48', f'port:={tmp_path / "bus"}']
+    cmd = up_command('so101_async', 'sim:=true', 'oracle:=true', 'visualize:=true',
+                     'max_obs_age_s:=0.5', 'camera_hz:=5.0', 'image_width:=64',
+                     'image_height:=48', f'port:={tmp_path / "bus"}')
 
     def ready() -> bool:
         return any({'predicted_chunk', 'executed', 'ghost'} <= {m.ns for m in arr.markers}
@@ -154,12 +153,7 @@ def test_runs_in_the_simulation_profile(tmp_path: Path, ros_env: dict[str, str])
             while time.monotonic() < deadline and up.poll() is None and not ready():
                 executor.spin_once(timeout_sec=0.2)
         finally:
-            up.send_signal(signal.SIGINT)
-            try:
-                up.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                up.kill()
-                up.wait()
+            stop(up)
             executor.shutdown()
             listener.destroy_node()
             rclpy.try_shutdown(context=context)

@@ -121,10 +121,9 @@ def test_profile_so101_teleop_emulated(ros_env: dict[str, str], tmp_path: Path) 
     """`smolvla-ros up so101_teleop_emulated` against two emulators served by this test (so the
     test can move the leader by hand): the follower enables torque and tracks the leader; Ctrl-C
     turns its torque off."""
-    import signal
     import subprocess
-    import sys
 
+    from smolvla_ros.bringup.processes import stop, up_command
     from smolvla_ros.hardware.feetech.calibration import load_calibration
     from smolvla_ros.paths import config_path
 
@@ -145,9 +144,9 @@ def test_profile_so101_teleop_emulated(ros_env: dict[str, str], tmp_path: Path) 
     # A generous SIGINT window: the follower must release torque on its own way out, which a
     # loaded machine may make slower than the default 5 s before up escalates.
     proc = subprocess.Popen(
-        [sys.executable, '-m', 'smolvla_ros.cli', 'up', '--sigint-timeout', '30',
-         'so101_teleop_emulated', 'emulators:=false', f'follower_port:={tmp_path / "follower"}',
-         f'leader_port:={tmp_path / "leader"}'],
+        up_command('--sigint-timeout', '30', 'so101_teleop_emulated', 'emulators:=false',
+                   f'follower_port:={tmp_path / "follower"}',
+                   f'leader_port:={tmp_path / "leader"}'),
         env=ros_env, stdout=log, stderr=subprocess.STDOUT)
     follower, leader = emus['follower'], emus['leader']
     try:
@@ -174,14 +173,10 @@ def test_profile_so101_teleop_emulated(ros_env: dict[str, str], tmp_path: Path) 
         assert _wait(tracking, 30.0, proc), (follower.get_actual_positions(),
                                              (tmp_path / 'up.log').read_text()[-3000:])
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=90)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            log.close()
-            torque_after = follower.get_torque_enabled()
-            for emu in emus.values():
-                emu.stop()
+        stopped = stop(proc, 90.0)
+        log.close()
+        torque_after = follower.get_torque_enabled()
+        for emu in emus.values():
+            emu.stop()
+    assert stopped, f'up did not stop on SIGINT:\n{(tmp_path / "up.log").read_text()[-3000:]}'
     assert not any(torque_after.values())  # torque_off_on_shutdown
