@@ -409,15 +409,6 @@ class FeetechBus:
             self.write('Torque_Enable', name, 0)
             self.write('Lock', name, 0)
 
-    @contextmanager
-    def torque_disabled(self, names: Sequence[str] | None = None) -> Iterator[None]:
-        """Disable torque for the block (e.g. EEPROM writes), then enable it again."""
-        self.disable_torque(names)
-        try:
-            yield
-        finally:
-            self.enable_torque(names)
-
     # -- internals --------------------------------------------------------------------------
 
     def _motor(self, name: str) -> Motor:

@@ -175,11 +175,3 @@ def sync_read_bytes(n_motors: int, data_len: int) -> tuple[int, int]:
 def sync_write_bytes(n_motors: int, data_len: int) -> int:
     """Minimum bytes of a sync write: 8 framing bytes + (id + data) per motor; no replies."""
     return 8 + n_motors * (1 + data_len)
-
-
-def read_request_ids(packet: Packet) -> tuple[int, int, tuple[int, ...]]:
-    """(address, length, ids) of a SYNC_READ packet."""
-    if packet.code != INST_SYNC_READ or len(packet.params) < 2:
-        raise ProtocolError('not a sync read packet')
-    return packet.params[0], packet.params[1], tuple(packet.params[2:])
-

@@ -205,10 +205,6 @@ def radian_limits(cal: CalibrationArrays) -> tuple[np.ndarray, np.ndarray]:
     return np.minimum(a, b), np.maximum(a, b)
 
 
-def clamp_raw(raw: np.ndarray | Sequence[float], cal: CalibrationArrays) -> np.ndarray:
-    return np.clip(_arr(raw, cal), cal.range_min, cal.range_max)
-
-
 def clamp_radians(rad: np.ndarray | Sequence[float], cal: CalibrationArrays
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Clamp to the calibrated range; returns (clamped, bool mask of joints that were clipped)."""
