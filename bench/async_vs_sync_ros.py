@@ -26,14 +26,15 @@ import json
 import os
 from pathlib import Path
 import platform
-import random
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
 from _machine import cpu_model
+
+from smolvla_ros.bringup.processes import isolated_ros_env, stop, up_command
+from smolvla_ros.bringup.watcher import StackWatcher
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 LATENCIES_MS = (0, 100, 300, 600)
@@ -42,27 +43,15 @@ STARTUP_S = 60.0
 
 
 
-def _up_command(profile: str, args: list[str]) -> list[str]:
-    script = Path(sys.executable).parent / 'smolvla-ros'
-    base = [str(script)] if script.is_file() else [sys.executable, '-m', 'smolvla_ros.cli']
-    return [*base, 'up', profile, *args]
-
-
-class _Watcher:
+class _Watcher(StackWatcher):
     """Executor diagnostics (time-stamped snapshots) and sim episode events on one domain."""
 
     def __init__(self, domain_id: int) -> None:
+        super().__init__(domain_id, 'async_vs_sync_ros')
         from diagnostic_msgs.msg import DiagnosticArray
-        import rclpy
         from rclpy.qos import DurabilityPolicy, QoSProfile
         from std_msgs.msg import String
 
-        self._rclpy = rclpy
-        self.context = rclpy.context.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node('async_vs_sync_ros', context=self.context)
-        self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
         self.snapshots: list[tuple[float, dict[str, str]]] = []
         self.events: list[dict] = []
         latched = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -76,33 +65,18 @@ class _Watcher:
                 self.snapshots.append((time.monotonic(),
                                        {kv.key: kv.value for kv in status.values}))
 
-    def spin_until(self, done, timeout_s: float, proc: subprocess.Popen) -> bool:
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end and proc.poll() is None:
-            self.executor.spin_once(timeout_sec=0.1)
-            if done():
-                return True
-        return False
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self._rclpy.try_shutdown(context=self.context)
-
 
 def run_one(mode: str, latency_ms: int, window_s: float, image: tuple[int, int],
             workdir: Path) -> dict:
     """One `smolvla-ros up` run; the window's figures from the executor's counters."""
-    domain = random.randint(1, 215)
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               PYTHONUNBUFFERED='1')
-    env['PATH'] = os.path.dirname(sys.executable) + os.pathsep + env.get('PATH', '')
+    env = isolated_ros_env()
+    domain = int(env['ROS_DOMAIN_ID'])
     log = workdir / f'{mode}_{latency_ms}.log'
     args = ['sim:=true', 'oracle:=true', f'extra_latency_ms:={float(latency_ms)}',
             'camera_max_age_s:=0.35', 'camera_fps:=10', f'image_width:={image[0]}',
             f'image_height:={image[1]}', f'port:={workdir / "bus"}']
     with log.open('w') as out:
-        proc = subprocess.Popen(_up_command(f'so101_{mode}', args), env=env, stdout=out,
+        proc = subprocess.Popen(up_command(f'so101_{mode}', *args), env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
     watcher = _Watcher(domain)
     try:
@@ -120,13 +94,7 @@ def run_one(mode: str, latency_ms: int, window_s: float, image: tuple[int, int],
             raise RuntimeError(f'{mode} {latency_ms} ms: the stack died (log {log})')
     finally:
         watcher.close()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 30.0)
 
     def delta(key: str) -> int:
         return int(last[key]) - int(first[key])

@@ -25,13 +25,15 @@ import argparse
 import json
 import os
 from pathlib import Path
-import random
 import subprocess
 import sys
 import threading
 import time
 
 from _machine import machine
+
+from smolvla_ros.bringup.processes import isolated_ros_env
+from smolvla_ros.bringup.processes import stop as stop_process
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 TICKS = os.sysconf('SC_CLK_TCK')
@@ -78,12 +80,7 @@ class Server:
         self.serving.set()  # the process ended: stop waiting (checked with poll())
 
     def stop(self) -> None:
-        self.proc.send_signal(2)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, 10.0)
 
 
 def start_cube_publisher() -> tuple[threading.Event, threading.Thread]:
@@ -146,8 +143,7 @@ def measure(name: str, args: argparse.Namespace, env: dict[str, str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    env = dict(os.environ, ROS_DOMAIN_ID=str(random.randint(1, 215)),
-               ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST', PYTHONUNBUFFERED='1')
+    env = isolated_ros_env()
     os.environ.update(ROS_DOMAIN_ID=env['ROS_DOMAIN_ID'], ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
     stop, thread = start_cube_publisher()
     rows = []

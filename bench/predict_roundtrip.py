@@ -36,6 +36,8 @@ import time
 
 from _machine import machine
 
+from smolvla_ros.bringup.processes import isolated_ros_env
+
 RESULTS = Path(__file__).resolve().parent / 'results'
 TRANSPORTS = {'default': None, 'LARGE_DATA': 'LARGE_DATA'}
 FORMATS = ('jpeg', 'raw')
@@ -160,10 +162,7 @@ class _FormatRun:
 
 
 def _env(transport: str | None) -> dict[str, str]:
-    env = dict(os.environ)
-    env['ROS_DOMAIN_ID'] = str(random.randint(1, 100))
-    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-    env['PYTHONUNBUFFERED'] = '1'
+    env = isolated_ros_env()
     env.pop('FASTDDS_BUILTIN_TRANSPORTS', None)
     if transport:
         env['FASTDDS_BUILTIN_TRANSPORTS'] = transport
