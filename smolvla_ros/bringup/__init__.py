@@ -13,4 +13,5 @@ lines. Modules:
 - :mod:`.supervisor`: run the processes, prefix their output, forward signals.
 - :mod:`.up`: the ``smolvla-ros up`` subcommand.
 - :mod:`.launch_support`: the same resolved profile as ``launch`` / ``launch_ros`` actions.
+- :mod:`.processes` and :mod:`.watcher`: start, stop and watch a stack from tests and benchmarks.
 """
