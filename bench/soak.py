@@ -66,6 +66,8 @@ import tty
 
 from _machine import machine
 
+from smolvla_ros.bringup.processes import isolated_ros_env, random_domain_id, stop, up_command
+from smolvla_ros.bringup.watcher import StackWatcher
 from smolvla_ros.hardware.feetech.tables import BROADCAST_ID, INST_SYNC_READ, INST_SYNC_WRITE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -341,9 +343,7 @@ def write_profiles(workdir: Path, policy: str) -> tuple[Path, Path]:
 # -- processes ------------------------------------------------------------------------------
 
 def _up_command(profile: Path, args: list[str]) -> list[str]:
-    script = Path(sys.executable).parent / 'smolvla-ros'
-    base = [str(script)] if script.is_file() else [sys.executable, '-m', 'smolvla_ros.cli']
-    return [*base, 'up', str(profile), '--color', 'never', *args]
+    return up_command(str(profile), '--color', 'never', *args)
 
 
 def children(pid: int) -> list[int]:
@@ -383,16 +383,6 @@ def proc_name(pid: int) -> str:
     return words[0] if words else '?'
 
 
-def stop_process(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 30.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 class PolicyServer:
     """The policy server's own `up`, killed (SIGKILL to the node) and restarted."""
 
@@ -430,7 +420,7 @@ class PolicyServer:
         try:
             cur['up_exit'] = self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            stop_process(self.proc)
+            stop(self.proc)
             cur['up_exit'] = self.proc.returncode
         return True
 
@@ -440,28 +430,22 @@ class PolicyServer:
 
     def stop(self) -> None:
         if self.proc is not None:
-            stop_process(self.proc)
+            stop(self.proc)
             self.incarnations[-1]['up_exit'] = self.proc.returncode
 
 
 # -- watching -------------------------------------------------------------------------------
 
-class Watcher:
+class Watcher(StackWatcher):
     """Executor and driver diagnostics, accepted chunks and sim episodes, time-stamped."""
 
     def __init__(self, domain_id: int) -> None:
         from diagnostic_msgs.msg import DiagnosticArray
-        import rclpy
         from rclpy.qos import DurabilityPolicy, QoSProfile
         from smolvla_msgs.msg import ActionChunk
         from std_msgs.msg import String
 
-        self._rclpy = rclpy
-        self.context = rclpy.context.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node('soak_watcher', context=self.context)
-        self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        super().__init__(domain_id, 'soak_watcher')
         self.executor_diag: list[tuple[float, dict[str, str]]] = []
         self.driver_diag: list[tuple[float, dict[str, dict[str, str]]]] = []
         self.chunks: list[float] = []
@@ -494,11 +478,6 @@ class Watcher:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             self.executor.spin_once(timeout_sec=min(0.1, max(0.0, end - time.monotonic())))
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self._rclpy.try_shutdown(context=self.context)
 
 
 # -- analysis -------------------------------------------------------------------------------
@@ -606,10 +585,8 @@ def _rate(series, key_fn, t0: float, t1: float) -> float:
 # -- the run --------------------------------------------------------------------------------
 
 def run(args: argparse.Namespace, workdir: Path) -> dict:
-    domain = args.domain if args.domain is not None else random.randint(1, 215)
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               PYTHONUNBUFFERED='1')
-    env['PATH'] = os.path.dirname(sys.executable) + os.pathsep + env.get('PATH', '')
+    domain = args.domain if args.domain is not None else random_domain_id()
+    env = isolated_ros_env(domain)
     stack_profile, policy_profile = write_profiles(workdir, args.policy)
     port, sim_port, state = workdir / 'bus', workdir / 'bus_sim', workdir / 'proxy.json'
     proxy_log = (workdir / 'proxy.log').open('w')
@@ -702,8 +679,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
     finally:
         watcher.close()
         policy.stop()
-        stop_process(stack)
-        stop_process(proxy, signal.SIGTERM, 10)
+        stop(stack)
+        stop(proxy, 10, signum=signal.SIGTERM)
         proxy_log.close()
     injected = json.loads(state.read_text())
     tracebacks = {p.name: p.read_text(errors='replace').count('Traceback')
