@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from waiting import wait_until
+from waiting import pid_alive, wait_until
 
 from smolvla_ros.bringup.processes import (
     DOMAIN_IDS,
@@ -18,14 +18,6 @@ from smolvla_ros.bringup.processes import (
 )
 
 WAIT_S = 30.0  # bound on a child's start-up on a loaded machine (failure only)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _start(child_argv, name: str, mode: str, tmp_path: Path) -> subprocess.Popen:
@@ -70,7 +62,7 @@ def test_group_stop_reaches_every_process_of_the_session(child_argv, tmp_path: P
     assert wait_until((tmp_path / 'node.ready').exists, WAIT_S), 'the node never started'
     assert stop(proc, 0.5, group=True) is False
     assert proc.returncode == -signal.SIGKILL
-    assert wait_until(lambda: not _alive(child_pid), WAIT_S), 'the node survived'
+    assert wait_until(lambda: not pid_alive(child_pid), WAIT_S), 'the node survived'
     proc.stdout.close()
 
 

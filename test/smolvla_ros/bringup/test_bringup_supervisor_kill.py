@@ -15,7 +15,7 @@ import subprocess
 import threading
 
 import pytest
-from waiting import wait_until
+from waiting import pid_alive, wait_until
 import yaml
 
 from smolvla_ros.bringup.processes import up_command
@@ -25,15 +25,6 @@ from smolvla_ros.paths import share_dir
 pytestmark = [pytest.mark.integration, pytest.mark.ros]
 
 CALIBRATION = share_dir() / 'config' / 'calibration' / 'so101_follower_example.json'
-
-
-def _alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie (an orphan's reaper may be slow)."""
-    try:
-        stat = Path(f'/proc/{pid}/stat').read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rsplit(')', 1)[1].split()[0] != 'Z'
 
 
 def _emulator(link: Path):
@@ -73,8 +64,8 @@ def test_sigkill_of_up_ends_every_process_and_releases_the_arm(
             assert len(pids) == 2, lines
             up.kill()  # SIGKILL: the supervisor gets no chance to stop anything
             assert up.wait(10) == -signal.SIGKILL
-            assert wait_until(lambda: not any(_alive(p) for p in pids), 30), (
-                f'still running after up was killed: {[p for p in pids if _alive(p)]}\n'
+            assert wait_until(lambda: not any(pid_alive(p) for p in pids), 30), (
+                f'still running after up was killed: {[p for p in pids if pid_alive(p)]}\n'
                 + ''.join(lines))
             assert not any(emu.get_torque_enabled().values()), (
                 f'torque left on: {emu.get_torque_enabled()}\n' + ''.join(lines))
@@ -82,5 +73,5 @@ def test_sigkill_of_up_ends_every_process_and_releases_the_arm(
             if up.poll() is None:
                 up.kill()
             for pid in pids:  # this test's own processes, if the fix is broken
-                if _alive(pid):
+                if pid_alive(pid):
                     os.kill(pid, signal.SIGKILL)

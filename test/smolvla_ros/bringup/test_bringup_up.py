@@ -1,12 +1,12 @@
 """`smolvla-ros up`: listing, dry runs, argument errors, missing executables, exit statuses."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 import signal
 import subprocess
 import time
 
+from waiting import pid_alive
 import yaml
 
 from smolvla_ros.bringup.processes import up_command
@@ -127,12 +127,4 @@ def test_sigint_to_up_is_forwarded_and_everything_ends(write_profile, child_argv
     assert '[up] stopped by SIGINT' in output
     assert (tmp_path / 'a.sig').read_text() == 'SIGINT'
     for pid in pids:
-        assert not _alive(pid), f'child {pid} still runs'
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+        assert not pid_alive(pid), f'child {pid} still runs'
