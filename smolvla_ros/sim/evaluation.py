@@ -1,6 +1,6 @@
 """Closed-loop evaluation in simulation: seeded episodes of a policy through ExecutorCore (no ROS).
 
-``smolvla-ros eval`` (smolvla_ros/eval_cli.py) is the command; this module is the logic. Each
+``smolvla-ros eval`` (smolvla_ros/cli/evaluate.py) is the command; this module is the logic. Each
 episode resets the world with its seed (cube pose, yaw and colour: the same scene the recorder and
 the Gymnasium environment draw for that seed) and runs the real ExecutorCore on simulated time
 (sim/episode_runner.py) until the world's own success detector fires (sim/success.py) or the

@@ -92,7 +92,7 @@ def build_model(config: SceneConfig) -> mujoco.MjModel:
     spec.option.noslip_iterations = 5  # grasped objects do not creep out of the jaws
     spec.visual.global_.offwidth = max(config.image_width, 64)
     spec.visual.global_.offheight = max(config.image_height, 64)
-    spec.visual.quality.offsamples = 0  # CPU rendering: no multisampling (docs/simulation.md, "Rendering")
+    spec.visual.quality.offsamples = 0  # CPU: no multisampling (docs/simulation.md, "Rendering")
     spec.visual.quality.shadowsize = 0
     spec.visual.headlight.ambient = [0.5, 0.5, 0.5]
     spec.visual.headlight.diffuse = [0.4, 0.4, 0.4]

@@ -1,7 +1,8 @@
 """mp4 writing for the simulator's videos (``smolvla-ros demo``, ``smolvla-ros eval --video``).
 
-PyAV (docs/ARCHITECTURE.md, "House rules": no torchvision/torchcodec, broken with our torch): H.264 (libx264) when this PyAV build has
-it, else MPEG-4 part 2, both yuv420p, so any player opens the files.
+PyAV (docs/ARCHITECTURE.md, "House rules": no torchvision/torchcodec, broken with our torch):
+H.264 (libx264) when this PyAV build has it, else MPEG-4 part 2, both yuv420p, so any player opens
+the files.
 """
 from __future__ import annotations
 
