@@ -114,18 +114,19 @@ distclean: clean
 
 # The shipped simulated policy from scratch (docs/training.md, "The simulated pick"): scripted
 # demonstrations recorded as rosbag2 bags -> smolvla-convert (batches of 50 bags, one dataset
-# each, as the shipped run did) -> smolvla-train on all of them -> eval on unseen seeds.
+# each, as the shipped run did, SIM_JOBS at a time) -> smolvla-train on all of them -> eval on
+# unseen seeds.
 SIM_OUT      ?= runs/sim_lift
-SIM_EPISODES ?= 300
+SIM_EPISODES ?= 400
 SIM_JOBS     ?= 2
-SIM_STEPS    ?= 10000
+SIM_STEPS    ?= 12000
 .PHONY: train-sim
 train-sim: setup
 	$(VENV)/bin/smolvla-ros sim-record --task lift --episodes $(SIM_EPISODES) --seed-start 0 \
 	    --jobs $(SIM_JOBS) --out $(SIM_OUT)/bags
-	cd $(SIM_OUT) && ls -d bags/seed_* | sort | split -l 50 - batch_ && for b in batch_*; do \
-	    $(abspath $(VENV))/bin/smolvla-convert $$(cat $$b) --out dataset_$${b#batch_} \
-	        --vcodec h264 --no-progress || exit 1; done
+	cd $(SIM_OUT) && ls -d bags/seed_* | sort | split -l 50 - batch_ && ls batch_* | \
+	    xargs -P $(SIM_JOBS) -I{} sh -c '$(abspath $(VENV))/bin/smolvla-convert $$(cat {}) \
+	        --out dataset_$$(echo {} | cut -c7-) --vcodec h264 --no-progress'
 	$(VENV)/bin/smolvla-train $$(for d in $(SIM_OUT)/dataset_*; do echo --dataset $$d; done) \
 	    --preset sim_small --out $(SIM_OUT)/train --steps $(SIM_STEPS) --batch-size 32 --lr 3e-4 \
 	    --train-expert-only false --freeze-vision-encoder false --augment \
