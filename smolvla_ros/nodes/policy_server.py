@@ -68,7 +68,13 @@ class PolicyServer(Node):
         device = p('device', 'cpu', "torch device, e.g. 'cpu', 'cuda', 'cuda:1'")
         self.dtype = p('dtype', 'float32', f'weights dtype, one of {DTYPES}')
         self.num_steps = p('num_steps', 0, 'flow-matching steps (0: the checkpoint value)')
-        compile_model = p('compile', False, 'torch.compile the sampler (GPU; slow first call)')
+        force_dtype = p('force_dtype', False, 'use dtype even where the device only emulates it '
+                        '(bfloat16 on a CPU without AVX512-BF16/AMX: slower than float32, which '
+                        'is used otherwise; docs/policy.md)')
+        compile_model = p('compile', False, 'torch.compile the sampler (CPU or GPU; the warm-up '
+                          'pays the compilation)')
+        compile_mode = p('compile_mode', 'default', "torch.compile mode ('default', "
+                         "'max-autotune', 'reduce-overhead': CUDA graphs)")
         contract_file = p('contract_file', '', 'robot contract YAML (empty: config/contracts)')
         calibration = p('calibration_file', '', "arm calibration JSON (empty: the contract's)")
         rename = p('rename_map', '', 'camera renames, e.g. "front=camera1,wrist=camera2" (empty: '
@@ -101,7 +107,9 @@ class PolicyServer(Node):
         self._max_sizes = {c: contract.max_frame_size(c) for c in contract.camera_names}
         log = self.get_logger().info
         policy = load_policy(self.checkpoint, self.io, device=device, dtype=self.dtype,
-                             threads=threads, compile_model=compile_model, log=log)
+                             threads=threads, compile_model=compile_model,
+                             compile_mode=compile_mode, force_dtype=force_dtype, log=log)
+        self.dtype = str(policy.dtype).removeprefix('torch.')  # float32 when bf16 is not native
         self.worker = InferenceWorker(
             predict_fn(policy, self.num_steps), self.io,
             WorkerConfig(policy.config.chunk_size, policy_id=str(self.checkpoint),

@@ -345,9 +345,10 @@ class VLAFlowMatching(nn.Module):
         if use_cache:
             cache = self.fill_prefix_cache(prefix)
             prefix_pad = prefix[1]
+            layout = self.suffix_layout(prefix_pad)  # the same for every step: built once
 
             def denoise_fn(x_t: Tensor, t: Tensor) -> Tensor:
-                return self.denoise_step(prefix_pad, cache, x_t, t)
+                return self.denoise_step(prefix_pad, cache, x_t, t, layout)
         else:
             def denoise_fn(x_t: Tensor, t: Tensor) -> Tensor:
                 return self._full_velocity(prefix, x_t, t)
@@ -379,17 +380,36 @@ class VLAFlowMatching(nn.Module):
                                            fill_kv_cache=True)
         return cache
 
-    def denoise_step(self, prefix_pad: Tensor, cache: PrefixKVCache, x_t: Tensor,
-                     time: Tensor) -> Tensor:
-        """Velocity v(x_t, t) [B, T, A] for one Euler step against the cached prefix."""
-        suffix_embs, suffix_pad, suffix_ar = self.embed_suffix(x_t, time)
-        bsize, s_len = suffix_pad.shape
-        p_len = prefix_pad.shape[1]
+    def suffix_layout(self, prefix_pad: Tensor,
+                      s_len: int | None = None) -> tuple[Tensor, Tensor]:
+        """The attention mask [B, T, P + T] and positions [B, T] of a denoising step's suffix.
+
+        The suffix is chunk_size valid tokens, each starting a causal block (ar flag 1), so both
+        depend on the prefix's padding alone: the sampler builds them once per chunk. `s_len`:
+        the suffix length T (default chunk_size).
+        """
+        bsize, p_len = prefix_pad.shape
+        s_len = self.config.chunk_size if s_len is None else s_len
+        suffix_pad = torch.ones(bsize, s_len, dtype=torch.bool, device=prefix_pad.device)
+        suffix_ar = torch.ones(bsize, s_len, dtype=torch.int64, device=prefix_pad.device)
         prefix_2d = prefix_pad[:, None, :].expand(bsize, s_len, p_len)  # [B, T, P]
         suffix_2d = make_att_2d_masks(suffix_pad, suffix_ar)  # [B, T, T]
         att_2d = torch.cat([prefix_2d, suffix_2d], dim=2)  # [B, T, P + T]
         offsets = prefix_pad.sum(dim=-1)[:, None]  # [B, 1] valid prefix tokens
         position_ids = offsets + torch.cumsum(suffix_pad, dim=1) - 1  # [B, T]
+        return att_2d, position_ids
+
+    def denoise_step(self, prefix_pad: Tensor, cache: PrefixKVCache, x_t: Tensor,
+                     time: Tensor, layout: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """Velocity v(x_t, t) [B, T, A] for one Euler step against the cached prefix.
+
+        `layout`: suffix_layout(prefix_pad), passed by the sampler so that the step does not
+        rebuild it; computed here when omitted.
+        """
+        suffix_embs = self.embed_suffix(x_t, time)[0]
+        if layout is None:
+            layout = self.suffix_layout(prefix_pad, x_t.shape[1])
+        att_2d, position_ids = layout
         _, suffix_out, _ = self.vlm_with_expert(None, suffix_embs, att_2d, position_ids,
                                                 past_kv=cache)
         return self._velocity(suffix_out)

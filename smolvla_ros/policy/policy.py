@@ -35,6 +35,7 @@ from smolvla_ros.policy.configuration_smolvla import (
     SmolVLAConfig,
 )
 from smolvla_ros.policy.normalize import DEFAULT_EPS, Normalizer
+from smolvla_ros.policy.precision import resolve_dtype
 from smolvla_ros.policy.processor_smolvla import (
     ProcessingError,
     as_task_list,
@@ -55,6 +56,8 @@ LANG_TOKENS_KEY = 'observation.language.tokens'
 LANG_MASK_KEY = 'observation.language.attention_mask'
 # Weights LeRobot keeps but never uses: a checkpoint without them still loads.
 OPTIONAL_WEIGHTS = ('model.vlm_with_expert.vlm.lm_head.weight',)
+# VLAFlowMatching methods that compile_sampler compiles (what one chunk runs, outside the loop).
+COMPILED_METHODS = ('embed_prefix', 'fill_prefix_cache', 'denoise_step')
 
 
 class FeatureMismatchError(ValueError):
@@ -103,6 +106,7 @@ class SmolVLAPolicy(nn.Module):
         if not config.image_features:
             raise FeatureMismatchError('SmolVLA needs at least one VISUAL input feature')
         self.config = config
+        self.compiled: str | None = None  # the torch.compile mode, once compile_sampler ran
         self._tokenizer = tokenizer
         self.tokenizer_name = tokenizer_name or config.vlm_model_name
         special_ids = None
@@ -119,12 +123,17 @@ class SmolVLAPolicy(nn.Module):
     # ------------------------------------------------------------------ loading / saving
     @classmethod
     def from_pretrained(cls, path_or_preset: str | Path, device: str | torch.device | None = None,
-                        dtype: torch.dtype | None = None) -> SmolVLAPolicy:
+                        dtype: torch.dtype | None = None, *, force_dtype: bool = False,
+                        compile_mode: str | None = None) -> SmolVLAPolicy:
         """Load a LeRobot SmolVLA policy directory (>= 0.4 or pre-0.4 layout) or a preset.
 
         Only safetensors and JSON are read. Missing weights or shape mismatches raise
         CheckpointError naming the keys; unexpected keys are logged. The policy is returned in
         eval mode on `device` (default CPU) in `dtype` (default float32; see set_dtype).
+        bfloat16/float16 on a device without native arithmetic for them (a CPU without
+        AVX512-BF16/AMX, precision.py) keep float32 with a warning unless `force_dtype` (or
+        SMOLVLA_ROS_FORCE_DTYPE=1). `compile_mode` (e.g. 'default', 'max-autotune') compiles the
+        sampler's pieces with torch.compile (see compile_sampler).
         """
         path = Path(path_or_preset).expanduser()
         if str(path_or_preset) in PRESETS and not path.is_dir():
@@ -149,10 +158,13 @@ class SmolVLAPolicy(nn.Module):
                 logger.warning('%s has no normalization stats for %s: they pass through '
                                'unnormalized (as in LeRobot; expected for lerobot/smolvla_base)',
                                path, missing)
-        policy.to(device=device or 'cpu')
+        device = torch.device(device or 'cpu')
+        policy.to(device=device)
         if dtype is not None:
-            policy.set_dtype(dtype)
+            policy.set_dtype(resolve_dtype(dtype, device, force=force_dtype))
         policy.eval()
+        if compile_mode is not None:
+            policy.compile_sampler(compile_mode)
         return policy
 
     def set_dtype(self, dtype: torch.dtype) -> SmolVLAPolicy:
@@ -165,6 +177,25 @@ class SmolVLAPolicy(nn.Module):
             self.model.to_lerobot_dtypes(dtype)
         else:
             self.to(dtype=dtype)
+        return self
+
+    def compile_sampler(self, mode: str = 'default') -> SmolVLAPolicy:
+        """torch.compile the three pieces of a chunk: the prefix embedding (vision tower,
+        connector, language, state), the prefix pass that fills the KV cache, and one denoising
+        step (run `num_steps` times per chunk).
+
+        Each is compiled for static shapes, so it is traced once per camera/batch/token layout;
+        the Euler loop, RTC guidance and input checks stay in Python around them, where a
+        compiled graph would only break. The first chunk pays the compilation (seconds on a GPU,
+        minutes for smolvla_base on a small CPU; inductor needs a C++ compiler on the CPU).
+        `mode` is torch.compile's ('default', 'reduce-overhead': CUDA graphs, 'max-autotune').
+        Outputs match eager within float rounding (docs/policy.md, "dtype, device, compile").
+        """
+        model = self.model
+        for name in COMPILED_METHODS:
+            eager = getattr(type(model), name).__get__(model)
+            setattr(model, name, torch.compile(eager, mode=mode, dynamic=False))
+        self.compiled = mode
         return self
 
     def load_weights(self, weights: Mapping[str, Tensor], source: Path | str = 'weights') -> None:

@@ -31,7 +31,10 @@ def resize_with_pad(images: Tensor, width: int, height: int, pad_value: float = 
 
     The scale is ratio = max(W / width, H / height); the image becomes int(H / ratio) x
     int(W / ratio) by bilinear interpolation (align_corners=False) and is then padded with
-    `pad_value` on the left and top up to the target size.
+    `pad_value` on the left and top up to the target size. A frame already at that size is
+    returned as it is, and one that needs only padding is not interpolated: bilinear
+    interpolation to the same size is the identity, so the result is the same (LeRobot's
+    `resize_with_pad` interpolates anyway).
     """
     if images.ndim != 4:
         raise ProcessingError(f'images must be [B,C,H,W], got shape {tuple(images.shape)}')
@@ -43,9 +46,14 @@ def resize_with_pad(images: Tensor, width: int, height: int, pad_value: float = 
     if new_h <= 0 or new_w <= 0:
         raise ProcessingError(
             f'image {cur_w}x{cur_h} collapses to {new_w}x{new_h} at {width}x{height}')
-    resized = F.interpolate(images, size=(new_h, new_w), mode='bilinear',
-                            align_corners=False)  # [B,C,new_h,new_w]
+    if (new_h, new_w) == (cur_h, cur_w):
+        resized = images  # already at the model's resolution (or only padding is missing)
+    else:
+        resized = F.interpolate(images, size=(new_h, new_w), mode='bilinear',
+                                align_corners=False)  # [B,C,new_h,new_w]
     pad_w, pad_h = max(0, width - new_w), max(0, height - new_h)
+    if pad_w == 0 and pad_h == 0:
+        return resized
     # F.pad order for the last two dims: (left, right, top, bottom).
     return F.pad(resized, (pad_w, 0, pad_h, 0), value=pad_value)  # [B,C,height,width]
 

@@ -33,13 +33,17 @@ class PolicySetupError(ValueError):
 
 
 def load_policy(checkpoint: str, io: PolicyIO, *, device: str = 'cpu', dtype: str = 'float32',
-                threads: int = 0, compile_model: bool = False,
-                log: Callable[[str], None] = logger.info) -> Any:
+                threads: int = 0, compile_model: bool = False, compile_mode: str = 'default',
+                force_dtype: bool = False, log: Callable[[str], None] = logger.info) -> Any:
     """The SmolVLAPolicy of ``checkpoint`` in eval mode, its features checked against ``io``.
 
     A checkpoint whose cameras or dims do not match the contract (after the rename map) raises
     PolicySetupError naming the keys and the rename_map remedy (policy_io.describe_mismatch).
-    ``threads`` > 0 sets torch's intra-op threads (process-wide).
+    ``threads`` > 0 sets torch's intra-op threads (process-wide). bfloat16/float16 on a device
+    without native support for them run in float32 unless ``force_dtype`` (or
+    SMOLVLA_ROS_FORCE_DTYPE=1; policy/precision.py): ``policy.dtype`` says which was used.
+    ``compile_model`` compiles the sampler with torch.compile ``compile_mode``
+    (SmolVLAPolicy.compile_sampler); the first chunk, i.e. the warm-up, pays the compilation.
     """
     if dtype not in DTYPES:
         raise PolicySetupError(f'dtype must be one of {DTYPES}, got {dtype!r}')
@@ -52,15 +56,18 @@ def load_policy(checkpoint: str, io: PolicyIO, *, device: str = 'cpu', dtype: st
         torch.set_num_threads(threads)
     start = time.monotonic()
     policy = SmolVLAPolicy.from_pretrained(checkpoint, device=device,
-                                           dtype=getattr(torch, dtype))
+                                           dtype=getattr(torch, dtype), force_dtype=force_dtype)
     try:
         policy.validate_features(io.image_keys, state_dim=io.num_joints,
                                  action_dim=io.num_joints)
     except FeatureMismatchError as exc:
         raise PolicySetupError(describe_mismatch(exc, io, str(checkpoint))) from None
     if compile_model:
-        policy.model.sample_actions = torch.compile(policy.model.sample_actions)
-    log(f'loaded {checkpoint} in {time.monotonic() - start:.1f} s')
+        policy.compile_sampler(compile_mode)
+    used = str(policy.dtype).removeprefix('torch.')
+    log(f'loaded {checkpoint} in {time.monotonic() - start:.1f} s ({used}'
+        + (f' instead of {dtype}: no native {dtype} here' if used != dtype else '')
+        + (f', compiled {compile_mode}' if compile_model else '') + ')')
     return policy
 
 
