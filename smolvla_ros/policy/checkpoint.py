@@ -1,6 +1,6 @@
 """Read and write LeRobot SmolVLA policy directories (safetensors + JSON only, never torch.load).
 
-Two on-disk layouts exist (facts §3.2-§3.3):
+Two on-disk layouts exist (docs/lerobot_compat.md, "Checkpoint files and keys"):
 
 * >= 0.4 (processor pipelines): config.json, model.safetensors (weights only, keys `model.*`),
   policy_preprocessor.json + policy_preprocessor_step_5_normalizer_processor.safetensors and

@@ -49,9 +49,9 @@ def load_policy(checkpoint: str, io: PolicyIO, *, device: str = 'cpu', dtype: st
         raise PolicySetupError(f'dtype must be one of {DTYPES}, got {dtype!r}')
     if threads < 0:
         raise PolicySetupError(f'torch threads must be >= 0, got {threads}')
-    from smolvla_ros.policy import policy as policy_module
+    import torch  # here, not at module level: the node imports this module without torch
+
     from smolvla_ros.policy.policy import FeatureMismatchError, SmolVLAPolicy
-    torch = policy_module.torch  # the policy package's own torch (house rule: no import here)
     if threads:
         torch.set_num_threads(threads)
     start = time.monotonic()
