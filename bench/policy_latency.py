@@ -1,20 +1,41 @@
-"""SmolVLA latency per 50-action chunk (p50/p95) and peak memory, prefix KV cache vs naive.
+"""SmolVLA latency per 50-action chunk by precision and compilation, against the FLOP floor.
 
-Builds the smolvla_base geometry (450M parameters, random init: the timing does not depend on the
-weights), and times `SmolVLAPolicy.predict_chunk` end to end (image resize-with-pad, state
-normalization, prefix, 10 Euler steps, unnormalization) for 2 and 3 cameras, each camera count in
-a fresh subprocess. The naive path recomputes the whole prefix through the VLM at every flow step
-(use_cache=False); it runs in the same process, alternating with the cached path, so that load
-from other processes hits both alike and the ratio stays fair. Peak memory is taken per path over
-one chunk: on the CPU the process's RSS high-water mark (VmHWM, reset after loading; tracemalloc
-does not see torch's allocations), on CUDA torch.cuda.max_memory_allocated.
+Builds the smolvla_base geometry from its config (450M parameters, random init, nothing
+downloaded: the timing does not depend on the weights) and times `SmolVLAPolicy.predict_chunk`
+end to end (image resize-with-pad, state normalization, prefix, 10 Euler steps with the prefix
+KV cache, unnormalization). Modes (`--modes`):
 
-    python bench/policy_latency.py                       # CPU fp32, few iterations (minutes)
-    python bench/policy_latency.py --device cuda --dtype bfloat16 --compile
+    fp32            float32 eager
+    bf16            LeRobot's bf16 layout (SmolVLAPolicy.set_dtype: fp32 projections)
+    compiled-fp32   SmolVLAPolicy.compile_sampler (torch.compile of the prefix embedding, the
+    compiled-bf16   prefix pass and one denoising step; inductor, C++ on the CPU)
+    naive-fp32      float32 eager, prefix recomputed every flow step (use_cache=False)
+
+All modes of one camera count run in ONE subprocess and alternate chunk by chunk, so load from
+other processes hits every mode alike and the ratios stay fair on a shared machine (the compiled
+modes share the eager modes' weights). Every row gives:
+
+* p50 / p95 / min ms per chunk, and the first chunk (the compiled modes' compilation);
+* GFLOP per chunk, counted with torch.utils.flop_counter.FlopCounterMode over one eager fp32
+  chunk (every mode runs the same matrix products), and the vision tower's share;
+* achieved GFLOP/s (GFLOP / p50) and the floor: the time the chunk would take if every FLOP ran
+  at the machine's large-GEMM rate in that dtype (a 1024^3 F.linear timed between the chunks,
+  same threads); "of floor" = floor / p50;
+* the mode's weights (MiB), and its memory measured in a separate process that holds only that
+  mode (--no-memory skips it): peak MiB = the process's RSS high-water mark (VmHWM; tracemalloc
+  does not see torch's allocations) over a chunk that follows a warm-up chunk (and the
+  compilation), reset after building; +inference MiB = peak - RSS once built; on CUDA
+  torch.cuda.max_memory_allocated and memory_allocated;
+* max |actions - fp32 eager's| for the same inputs and noise (random weights: a smoke check;
+  accuracy on real weights is in docs/policy.md).
+
+    python bench/policy_latency.py                        # CPU, 2 cameras, the four modes
+    python bench/policy_latency.py --device cuda --modes fp32 bf16 compiled-bf16 --iters 30
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 from pathlib import Path
@@ -30,7 +51,15 @@ from _machine import cpu_model
 
 RESULTS = Path(__file__).resolve().parent / 'results' / 'policy_latency.json'
 IMAGE_SHAPE = (3, 480, 640)  # a typical camera frame; resized with padding to 512x512
-
+MODES = {  # name: (dtype, compiled, use_cache)
+    'fp32': ('float32', False, True),
+    'bf16': ('bfloat16', False, True),
+    'compiled-fp32': ('float32', True, True),
+    'compiled-bf16': ('bfloat16', True, True),
+    'naive-fp32': ('float32', False, False),
+}
+DEFAULT_MODES = ('fp32', 'bf16', 'compiled-fp32', 'compiled-bf16')
+GEMM_N = 1024
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -45,10 +74,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def reset_peak_rss() -> bool:
-    """Reset the kernel's RSS high-water mark (Linux >= 4.0: '5' > /proc/self/clear_refs).
-
-    Without it the peak would include the transient memory of building the model.
-    """
+    """Reset the kernel's RSS high-water mark (Linux >= 4.0: '5' > /proc/self/clear_refs)."""
     try:
         Path('/proc/self/clear_refs').write_text('5')
         return True
@@ -77,10 +103,34 @@ def current_rss_mib() -> float:
 
 
 # ------------------------------------------------------------------------------------------------
-# child: one configuration
+# child: one camera count, every mode
 
 
-def run_child(spec: dict[str, Any]) -> dict[str, Any]:
+def shared_weights_view(policy: Any) -> Any:
+    """A second SmolVLAPolicy object over the same parameters (so that compiling its sampler
+    leaves the eager one eager, without a second copy of the weights)."""
+    view = copy.copy(policy)
+    view.__dict__['_modules'] = dict(policy._modules)
+    model = copy.copy(policy.model)
+    model.__dict__['_modules'] = dict(policy.model._modules)
+    view._modules['model'] = model
+    return view
+
+
+def count_flops(policy: Any, batch: dict[str, Any], noise: Any, use_cache: bool) -> dict:
+    """FLOPs of one chunk (matmuls, convolutions, attention) and the vision tower's part."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        policy.predict_chunk(batch, noise=noise, use_cache=use_cache)
+    by_module = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
+    # FlopCounterMode names modules from their class: the tower and its connector.
+    vision = by_module.get('SmolVLMVisionTransformer', 0) + by_module.get('SmolVLMConnector', 0)
+    return {'total': counter.get_total_flops(), 'vision': vision}
+
+
+def setup(spec: dict[str, Any]) -> tuple[Any, Any, Any, dict[str, Any], Any]:
+    """(torch, device, fp32 policy, batch, noise) for the spec's geometry and camera count."""
     import dataclasses
 
     import torch
@@ -88,23 +138,16 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     from smolvla_ros.policy import SmolVLAConfig, SmolVLAPolicy
 
     device = torch.device(spec['device'])
-    dtype = getattr(torch, spec['dtype'])
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise SystemExit('--device cuda: torch reports no CUDA device')
     if spec['threads']:
         torch.set_num_threads(spec['threads'])
     torch.manual_seed(0)
-    base = SmolVLAConfig.preset('smolvla_base')
-    cams = [k for k in base.image_features][: spec['cameras']]
+    base = SmolVLAConfig.preset(spec['preset'])
+    cams = list(base.image_features)[: spec['cameras']]
     features = {k: v for k, v in base.input_features.items() if k in cams or v.type != 'VISUAL'}
     config = dataclasses.replace(base, input_features=features, num_steps=spec['num_steps'])
-    policy = SmolVLAPolicy(config).to(device)
-    if dtype != torch.float32:
-        policy.set_dtype(dtype)
-    policy.eval()
-    if spec['compile']:
-        policy.model.sample_actions = torch.compile(policy.model.sample_actions,
-                                                    mode=spec['compile_mode'])
+    fp32 = SmolVLAPolicy(config).to(device).eval()
 
     g = torch.Generator().manual_seed(0)
     batch: dict[str, Any] = {k: torch.rand(1, *IMAGE_SHAPE, generator=g).to(device) for k in cams}
@@ -112,74 +155,158 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     # The SmolVLM2 tokenizer is not available offline: feed 48 token ids as the preprocessor
     # would produce them (a 20-token task, right padded to tokenizer_max_length).
     length = config.tokenizer_max_length
-    tokens = torch.randint(0, 49152, (1, length), generator=g)
+    vocab = fp32.model.vlm_with_expert.vlm.config.text_config.vocab_size  # 49280 for base
+    tokens = torch.randint(0, min(vocab, 49152), (1, length), generator=g)
     mask = torch.zeros(1, length, dtype=torch.bool)
     mask[:, :20] = True
     batch['observation.language.tokens'] = tokens.to(device)
     batch['observation.language.attention_mask'] = mask.to(device)
     noise = torch.randn(1, config.chunk_size, config.max_action_dim, generator=g).to(device)
+    return torch, device, fp32, batch, noise
+
+
+def run_memory_child(spec: dict[str, Any]) -> dict[str, Any]:
+    """Peak memory of a process serving one mode: the RSS high-water mark (CUDA: allocated) over
+    a chunk that follows a warm-up chunk, reset after the model was built and cast (and, for a
+    compiled mode, compiled); a dtype the device only emulates gets no warm-up chunk."""
+    from smolvla_ros.policy.precision import is_native
+
+    torch, device, policy, batch, noise = setup(spec)
+    dtype, compiled, use_cache = MODES[spec['mode']]
+    if dtype != 'float32':
+        policy.set_dtype(getattr(torch, dtype))
+    if compiled:
+        policy.compile_sampler(spec['compile_mode'])
+    emulated = not is_native(getattr(torch, dtype), device)
+    built = (torch.cuda.memory_allocated() / 2**20 if device.type == 'cuda'
+             else current_rss_mib())
+    if compiled or not emulated:
+        policy.predict_chunk(batch, noise=noise, use_cache=use_cache)
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        reset_peak_rss()
+    policy.predict_chunk(batch, noise=noise, use_cache=use_cache)
+    peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == 'cuda'
+            else peak_rss_mib())
+    return {'mode': spec['mode'], 'built_mib': built, 'peak_mib': peak,
+            'inference_mib': peak - built}
+
+
+def run_child(spec: dict[str, Any]) -> dict[str, Any]:
+    from smolvla_ros.policy.precision import is_native
+
+    torch, device, fp32, batch, noise = setup(spec)
+    config = fp32.config
+    length = config.tokenizer_max_length
+    eager = {'float32': fp32}
+    if any(MODES[m][0] == 'bfloat16' for m in spec['modes']):
+        # set_dtype casts as asked: the bench measures bf16 whether or not it is native here.
+        eager['bfloat16'] = copy.deepcopy(fp32).set_dtype(torch.bfloat16).eval()
+    policies = {}
+    for mode in spec['modes']:
+        dtype, compiled, _ = MODES[mode]
+        policies[mode] = (shared_weights_view(eager[dtype]).compile_sampler(spec['compile_mode'])
+                          if compiled else eager[dtype])
 
     def sync() -> None:
         if device.type == 'cuda':
             torch.cuda.synchronize()
 
-    paths = [True] + ([] if spec['no_naive'] else [False])  # use_cache values
-    if device.type == 'cuda':
-        torch.cuda.synchronize()
-        model_mib = torch.cuda.memory_allocated() / 2**20
-    else:
-        model_mib = current_rss_mib()
+    reference = fp32.predict_chunk(batch, noise=noise)
+    flops = {True: count_flops(fp32, batch, noise, use_cache=True)}
+    if any(not MODES[m][2] for m in spec['modes']):
+        flops[False] = count_flops(fp32, batch, noise, use_cache=False)
 
-    def timed(use_cache: bool) -> float:
+    gemm_rates: dict[str, list[float]] = {d: [] for d in eager}
+    mats = {d: (torch.randn(GEMM_N, GEMM_N, device=device).to(getattr(torch, d)),
+                torch.randn(GEMM_N, GEMM_N, device=device).to(getattr(torch, d))) for d in eager}
+
+    def gemm_rate(dtype: str, reps: int = 3) -> float:
+        a, b = mats[dtype]  # F.linear, as the model's Linear layers (bf16 a @ b is slower)
+        torch.nn.functional.linear(a, b)
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            torch.nn.functional.linear(a, b)
+        sync()
+        return 2 * GEMM_N ** 3 * reps / (time.perf_counter() - t0) / 1e9
+
+    diffs: dict[str, float] = {}
+
+    def timed(mode: str) -> float:
+        policy, use_cache = policies[mode], MODES[mode][2]
         sync()
         t0 = time.perf_counter()
         actions = policy.predict_chunk(batch, noise=noise, use_cache=use_cache)
         sync()
         elapsed = (time.perf_counter() - t0) * 1000.0
         if not torch.isfinite(actions).all() or tuple(actions.shape) != (1, config.chunk_size, 6):
-            raise SystemExit(f'bad output {tuple(actions.shape)}')
+            raise SystemExit(f'{mode}: bad output {tuple(actions.shape)}')
+        diffs[mode] = max(diffs.get(mode, 0.0), float((actions - reference).abs().max()))
         return elapsed
 
-    for _ in range(spec['warmup']):
-        for use_cache in paths:
-            timed(use_cache)
-    # Memory: one run per path, with the peak counter reset before each (these runs are timed
-    # samples too). Then the remaining runs alternate between the paths, so that load from other
-    # processes hits both alike and the ratio stays fair on a shared machine.
-    times: dict[bool, list[float]] = {u: [] for u in paths}
-    peaks: dict[bool, float] = {}
-    peak_kind = 'cuda allocated'
-    for use_cache in paths:
-        if device.type == 'cuda':
-            torch.cuda.reset_peak_memory_stats()
-        elif not reset_peak_rss():
-            peak_kind = 'process RSS (peak includes loading: VmHWM reset unavailable)'
-        times[use_cache].append(timed(use_cache))
-        if device.type == 'cuda':
-            peaks[use_cache] = torch.cuda.max_memory_allocated() / 2**20
+    def log(text: str) -> None:  # progress on stderr (the parent passes it through)
+        print(f'    [{spec["cameras"]} cams] {text} (load {os.getloadavg()[0]:.1f})',
+              file=sys.stderr, flush=True)
+
+    log(f'{flops[True]["total"] / 1e9:.0f} GFLOP per chunk')
+    # A dtype the device only emulates (bf16 on a CPU without AVX512-BF16/AMX: 10-60x slower
+    # GEMMs) gets --emulated-iters chunks (default 1): its first, or a compiled mode's first
+    # after compilation.
+    emulated = {m for m in spec['modes'] if not is_native(getattr(torch, MODES[m][0]), device)}
+    wanted = {m: spec['emulated_iters'] if m in emulated else spec['iters']
+              for m in spec['modes']}
+    times: dict[str, list[float]] = {m: [] for m in spec['modes']}
+    first: dict[str, float] = {}
+    for mode in spec['modes']:  # warm-up; the compiled modes compile here
+        first[mode] = timed(mode)
+        log(f'{mode}: first chunk {first[mode] / 1e3:.1f} s')
+        if mode in emulated and not MODES[mode][1]:
+            times[mode].append(first[mode])
         else:
-            peaks[use_cache] = peak_rss_mib()
-            peak_kind = 'process RSS' if peak_kind == 'cuda allocated' else peak_kind
-    wanted = {True: spec['iters'], False: spec['naive_iters']}
-    while any(len(times[u]) < wanted[u] for u in paths):
-        for use_cache in paths:
-            if len(times[use_cache]) < wanted[use_cache]:
-                times[use_cache].append(timed(use_cache))
+            for _ in range(spec['warmup'] - 1):
+                timed(mode)
+    while any(len(times[m]) < wanted[m] for m in spec['modes']):
+        for mode in spec['modes']:  # alternate, with the GEMM rates measured between
+            if len(times[mode]) < wanted[mode]:
+                times[mode].append(timed(mode))
+                log(f'{mode}: {times[mode][-1]:.0f} ms')
+        for dtype in gemm_rates:
+            gemm_rates[dtype].append(gemm_rate(dtype))
 
-    def summary(use_cache: bool) -> dict[str, Any]:
-        ts = times[use_cache]
-        return {'cameras': spec['cameras'], 'use_cache': use_cache, 'iters': len(ts),
-                'warmup': spec['warmup'], 'p50_ms': percentile(ts, 50),
-                'p95_ms': percentile(ts, 95), 'min_ms': min(ts), 'mean_ms': statistics.fmean(ts),
-                'times_ms': ts, 'model_mib': model_mib, 'peak_mib': peaks[use_cache],
-                'inference_mib': peaks[use_cache] - model_mib, 'memory_kind': peak_kind,
-                'prefix_tokens': spec['cameras'] * 64 + length + 1,
-                'params': sum(p.numel() for p in policy.parameters()),
-                'threads': torch.get_num_threads()}
+    for dtype in gemm_rates:  # at least one round, even when every mode is done already
+        if not gemm_rates[dtype]:
+            gemm_rates[dtype].append(gemm_rate(dtype))
 
-    result = {'cached': summary(True), 'naive': None if spec['no_naive'] else summary(False),
-              'load_avg': os.getloadavg()}
-    return result
+    def weights_mib(policy: Any) -> float:
+        tensors = [*policy.parameters(), *policy.buffers()]
+        return sum(t.numel() * t.element_size() for t in tensors) / 2**20
+
+    rows = []
+    for mode in spec['modes']:
+        dtype, compiled, use_cache = MODES[mode]
+        ts = times[mode]
+        p50 = percentile(ts, 50)
+        gemm = statistics.median(gemm_rates[dtype])
+        total = flops[use_cache]['total']
+        floor_ms = total / (gemm * 1e9) * 1e3
+        rows.append({
+            'mode': mode, 'dtype': dtype, 'compiled': compiled and spec['compile_mode'],
+            'use_cache': use_cache, 'cameras': spec['cameras'], 'iters': len(ts),
+            'first_ms': first[mode], 'p50_ms': p50, 'p95_ms': percentile(ts, 95),
+            'min_ms': min(ts), 'mean_ms': statistics.fmean(ts), 'times_ms': ts,
+            'gflop': total / 1e9, 'vision_gflop': flops[use_cache]['vision'] / 1e9,
+            'achieved_gflops': total / 1e9 / (p50 / 1e3), 'gemm_gflops': gemm,
+            'gemm_gflops_samples': gemm_rates[dtype], 'floor_ms': floor_ms,
+            'of_floor': floor_ms / p50, 'weights_mib': weights_mib(policies[mode]),
+            'max_abs_diff_vs_fp32': diffs.get(mode, 0.0),
+            'native_dtype': mode not in emulated,
+        })
+    return {'rows': rows, 'prefix_tokens': spec['cameras'] * 64 + length + 1,
+            'params': sum(p.numel() for p in fp32.parameters()),
+            'threads': torch.get_num_threads(), 'load_avg': os.getloadavg()}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -187,55 +314,72 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_config(args: argparse.Namespace, cameras: int) -> dict[str, Any]:
-    """Both paths for one camera count, in a fresh subprocess (its own memory and build)."""
-    spec = {
-        'device': args.device, 'dtype': args.dtype, 'compile': args.compile,
-        'compile_mode': args.compile_mode, 'cameras': cameras, 'num_steps': args.num_steps,
-        'threads': args.threads, 'warmup': args.warmup, 'iters': args.iters,
-        'naive_iters': args.naive_iters, 'no_naive': args.no_naive,
-    }
-    proc = subprocess.run([sys.executable, __file__, '--child', json.dumps(spec)],
-                          capture_output=True, text=True)
+    """Every mode for one camera count, in a fresh subprocess (its own memory and build)."""
+    spec = {'device': args.device, 'modes': args.modes, 'compile_mode': args.compile_mode,
+            'preset': args.preset,
+            'cameras': cameras, 'num_steps': args.num_steps, 'threads': args.threads,
+            'warmup': args.warmup, 'iters': args.iters, 'emulated_iters': args.emulated_iters}
+    result = child(spec)
+    if not args.no_memory:
+        for row in result['rows']:  # memory: one process per mode, holding only that mode
+            memory = child({**spec, 'mode': row['mode']}, memory=True)
+            row.update(peak_mib=memory['peak_mib'], inference_mib=memory['inference_mib'])
+            print(f'    [{cameras} cams] {row["mode"]}: peak {memory["peak_mib"]:.0f} MiB',
+                  file=sys.stderr, flush=True)
+    return result
+
+
+def child(spec: dict[str, Any], memory: bool = False) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, __file__, '--memory-child' if memory else '--child',
+                           json.dumps(spec)], stdout=subprocess.PIPE, text=True)  # stderr: progress
     if proc.returncode != 0:
-        raise RuntimeError(f'configuration {spec} failed:\n{proc.stderr[-3000:]}')
+        raise RuntimeError(f'configuration {spec} failed (exit {proc.returncode})')
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda' (default cpu)")
-    parser.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16', 'float16'])
-    parser.add_argument('--compile', action='store_true', help='torch.compile sample_actions')
-    parser.add_argument('--compile-mode', default='max-autotune',
+    parser.add_argument('--modes', nargs='+', default=list(DEFAULT_MODES), choices=list(MODES))
+    parser.add_argument('--compile-mode', default='default',
                         help="torch.compile mode ('reduce-overhead' uses CUDA graphs)")
-    parser.add_argument('--cameras', type=int, nargs='+', default=[2, 3])
+    parser.add_argument('--cameras', type=int, nargs='+', default=[2])
     parser.add_argument('--num-steps', type=int, default=10, help='flow-matching Euler steps')
     parser.add_argument('--iters', type=int, default=None,
-                        help='timed chunks with the KV cache (default 3 on CPU, 30 on CUDA)')
-    parser.add_argument('--naive-iters', type=int, default=None,
-                        help='timed chunks without the cache (default 2 on CPU, 30 on CUDA)')
+                        help='timed chunks per mode (default 3 on CPU, 30 on CUDA)')
+    parser.add_argument('--emulated-iters', type=int, default=1,
+                        help='timed chunks of a dtype the device only emulates (default 1: the '
+                        'first, or for a compiled mode the first after compilation)')
     parser.add_argument('--warmup', type=int, default=None,
-                        help='untimed chunks per path first (default 1 on CPU, 5 on CUDA)')
-    parser.add_argument('--no-naive', action='store_true', help='skip the naive comparison')
+                        help='untimed chunks per mode first (default 1 on CPU, 5 on CUDA)')
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
+    parser.add_argument('--preset', default='smolvla_base',
+                        help="geometry (default smolvla_base; 'tiny' for a smoke run)")
     parser.add_argument('--out', type=Path, default=RESULTS)
+    parser.add_argument('--no-memory', action='store_true',
+                        help='skip the per-mode memory processes')
     parser.add_argument('--child', help=argparse.SUPPRESS)
+    parser.add_argument('--memory-child', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(run_child(json.loads(args.child))))
         return 0
-    if args.compile and args.device == 'cpu':
-        parser.error('--compile is for CUDA runs (use --device cuda)')
+    if args.memory_child:
+        print(json.dumps(run_memory_child(json.loads(args.memory_child))))
+        return 0
     cpu = args.device == 'cpu'
     args.iters = args.iters or (3 if cpu else 30)
-    args.warmup = args.warmup if args.warmup is not None else (1 if cpu else 5)
-    args.naive_iters = args.naive_iters or (2 if cpu else 30)
+    args.warmup = max(1, args.warmup if args.warmup is not None else (1 if cpu else 5))
 
     import torch
 
+    from smolvla_ros.policy.precision import cpu_flags, native_cpu_flags
+
     machine = {'nproc': os.cpu_count(), 'cpu': cpu_model(), 'torch': torch.__version__,
-               'python': platform.python_version(), 'device': args.device, 'dtype': args.dtype,
-               'compile': args.compile and args.compile_mode}
+               'python': platform.python_version(), 'device': args.device,
+               'bf16_flags': native_cpu_flags(torch.bfloat16),
+               'cpu_capability': torch.backends.cpu.get_cpu_capability(),
+               'avx512': 'avx512f' in cpu_flags()}
     if not cpu:
         if not args.device.startswith('cuda') or not torch.cuda.is_available():
             print(f'policy_latency: device {args.device!r} is not available here (torch '
@@ -243,44 +387,54 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         machine['gpu'] = torch.cuda.get_device_name(0)
-    print(f'SmolVLA (smolvla_base geometry, random init) per-chunk latency: {args.num_steps} flow '
-          f'steps, 50 actions, batch 1, {args.device} {args.dtype}'
-          f'{" compiled " + args.compile_mode if args.compile else ""}')
-    print(f'machine: {machine["nproc"]} cores, {machine["cpu"]}, torch {machine["torch"]}'
+    print(f'SmolVLA ({args.preset} geometry, random init) per-chunk latency: {args.num_steps} flow '
+          f'steps, 50 actions, batch 1, {args.device}, modes {" ".join(args.modes)} '
+          f'(compiled: torch.compile {args.compile_mode!r})')
+    print(f'machine: {machine["nproc"]} cores, {machine["cpu"]}, torch {machine["torch"]}, '
+          f'native bf16: {machine["bf16_flags"] or "no"}'
           + (f', {machine.get("gpu")}' if 'gpu' in machine else ''))
-    print(f'iterations: {args.iters} cached, {args.naive_iters} naive, alternating, after '
-          f'{args.warmup} warm-up each'
-          + ('; few on purpose on a CPU, so p95 is near the max of a small sample' if cpu else '')
-          + f'; load average at start {os.getloadavg()[0]:.1f}', flush=True)
-    rows = []
+    print(f'iterations: {args.iters} per mode, alternating, after {args.warmup} warm-up each; '
+          f'load average at start {os.getloadavg()[0]:.1f}', flush=True)
+    results = []
     for cams in args.cameras:
-        row = run_config(args, cams)
-        naive = row['naive']
-        row['speedup_p50'] = naive['p50_ms'] / row['cached']['p50_ms'] if naive else None
-        rows.append(row)
-        print(f'  {cams} cameras done (load average {row["load_avg"][0]:.1f})', flush=True)
+        t0 = time.monotonic()
+        result = run_config(args, cams)
+        results.append(result)
+        print(f'  {cams} cameras done in {time.monotonic() - t0:.0f} s (load average '
+              f'{result["load_avg"][0]:.1f})', flush=True)
 
-    header = (f'{"cams":>4} {"prefix":>6} {"path":>6} {"p50 ms":>9} {"p95 ms":>9} '
-              f'{"min ms":>9} {"n":>3} '
-              f'{"model MiB":>9} {"peak MiB":>9} {"+infer MiB":>10} {"naive/cached":>12}')
+    header = (f'{"cams":>4} {"mode":>14} {"p50 ms":>8} {"p95 ms":>8} {"min ms":>8} '
+              f'{"1st s":>6} {"GFLOP":>6} {"GFLOP/s":>7} {"GEMM":>6} {"floor":>7} {"of":>5} '
+              f'{"wts MiB":>7} {"peak MiB":>8} {"+inf MiB":>8} {"vs fp32":>8} '
+              f'{"vs fp32 p50":>11}')
     print(header)
     print('-' * len(header))
-    for row in rows:
-        for name in ('cached', 'naive'):
-            r = row[name]
-            if r is None:
-                continue
-            ratio = f'{row["speedup_p50"]:.2f}x' if name == 'naive' else ''
-            print(f'{r["cameras"]:>4} {r["prefix_tokens"]:>6} {name:>6} {r["p50_ms"]:>9.1f} '
-                  f'{r["p95_ms"]:>9.1f} {r["min_ms"]:>9.1f} {r["iters"]:>3} '
-                  f'{r["model_mib"]:>9.0f} '
-                  f'{r["peak_mib"]:>9.0f} {r["inference_mib"]:>10.0f} {ratio:>12}')
-    mem_kind = rows[0]['cached']['memory_kind'] if rows else ''
-    print(f'memory: {mem_kind}; model = after building, peak = max during one chunk of that '
-          f'path, +infer = peak - model')
+    for result in results:
+        fp32 = next((r for r in result['rows'] if r['mode'] == 'fp32'), None)
+        for r in result['rows']:
+            speed = f'{fp32["p50_ms"] / r["p50_ms"]:.2f}x' if fp32 else ''
+            label = r['mode'] + ('' if r['native_dtype'] else '*')
+            print(f'{r["cameras"]:>4} {label:>14} {r["p50_ms"]:>8.0f} {r["p95_ms"]:>8.0f} '
+                  f'{r["min_ms"]:>8.0f} {r["first_ms"] / 1e3:>6.1f} {r["gflop"]:>6.0f} '
+                  f'{r["achieved_gflops"]:>7.1f} {r["gemm_gflops"]:>6.1f} '
+                  f'{r["floor_ms"]:>7.0f} {r["of_floor"]:>5.0%} {r["weights_mib"]:>7.0f} '
+                  f'{r.get("peak_mib", float("nan")):>8.0f} '
+                  f'{r.get("inference_mib", float("nan")):>8.0f} '
+                  f'{r["max_abs_diff_vs_fp32"]:>8.4f} {speed:>11}')
+        vision = result['rows'][0]['vision_gflop']
+        print(f'     {result["prefix_tokens"]} prefix tokens, vision tower {vision:.0f} GFLOP '
+              f'of {result["rows"][0]["gflop"]:.0f} (cached path), {result["threads"]} threads')
+    print('GFLOP/s = GFLOP / p50; GEMM = the 1024^3 matmul rate in the mode\'s dtype (median of '
+          'the rounds); floor = GFLOP / GEMM; of = floor / p50; peak MiB = RSS high-water mark of '
+          'a process serving only that mode (CUDA: allocated), +inf = peak - RSS once built; '
+          'vs fp32 = max |actions - fp32 '
+          'eager| (random weights); * a dtype this device only emulates '
+          f'({args.emulated_iters} timed chunk)')
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({'benchmark': 'policy_latency', 'machine': machine,
-                                    'num_steps': args.num_steps, 'rows': rows}, indent=2) + '\n')
+                                    'preset': args.preset, 'num_steps': args.num_steps,
+                                    'results': results},
+                                   indent=2) + '\n')
     print(f'wrote {args.out}')
     return 0
 
