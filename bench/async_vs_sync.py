@@ -33,8 +33,8 @@ import time
 from _machine import cpu_model
 import numpy as np
 
-from smolvla_ros.core.executor_core import ExecutorConfig, ExecutorCore
-from smolvla_ros.core.fusion import FUSION_NAMES
+from smolvla_ros.core.executor.executor_core import ExecutorConfig, ExecutorCore
+from smolvla_ros.core.executor.fusion import FUSION_NAMES
 from smolvla_ros.core.types import ActionChunkData, ObservationData
 
 RESULTS = Path(__file__).resolve().parent / 'results'

@@ -26,9 +26,9 @@ import time
 from _machine import cpu_model
 import numpy as np
 
-from smolvla_ros.core.chunk_markers import ChunkVisualizerState, MarkerStyle
-from smolvla_ros.core.kinematics import ForwardKinematics
 from smolvla_ros.core.types import ActionChunkData
+from smolvla_ros.core.visualization.chunk_markers import ChunkVisualizerState, MarkerStyle
+from smolvla_ros.core.visualization.kinematics import ForwardKinematics
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 JOINTS = ('shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper')
@@ -73,7 +73,7 @@ def main() -> None:
     from geometry_msgs.msg import TransformStamped  # noqa: F401  (import cost outside timing)
 
     def tf() -> None:
-        from smolvla_ros.core.kinematics import matrix_to_quaternion
+        from smolvla_ros.core.visualization.kinematics import matrix_to_quaternion
         for _parent, _child, t in fk.joint_transforms(q_one):
             matrix_to_quaternion(t[:3, :3])
 

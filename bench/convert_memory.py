@@ -52,7 +52,7 @@ def _synthetic(work: Path, n: int) -> tuple[list[Path], Path]:
     from smolvla_training.convert.synthetic_bag import jittery_spec, write_bag
     import yaml
 
-    from smolvla_ros.core.contract import default_contract_path
+    from smolvla_ros.core.robot.contract import default_contract_path
     path = default_contract_path()
     data = yaml.safe_load(path.read_text())
     for cam in data['cameras'].values():

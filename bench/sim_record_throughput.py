@@ -53,7 +53,7 @@ def record(episodes: int, jobs: int, seed_start: int) -> dict:
 
 def parts(seed: int) -> dict:
     """One episode in-process: total wall time and the share spent rendering + encoding."""
-    from smolvla_ros.core.contract import default_contract_path, load_contract
+    from smolvla_ros.core.robot.contract import default_contract_path, load_contract
     from smolvla_ros.sim.record import EpisodeRecorder, RecordConfig
     recorder = EpisodeRecorder(RecordConfig(), load_contract(default_contract_path()))
     render_s = 0.0

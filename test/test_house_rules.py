@@ -1,8 +1,10 @@
 """The house rules of docs/ARCHITECTURE.md ("House rules"), checked by machine.
 
-Imports, two ways:
-1. Statically: an AST scan of every module for rclpy / torch imports outside the places allowed.
-2. Dynamically: every robot-side module is imported in a fresh interpreter in which torch cannot be
+Imports, three ways:
+1. Direction: an AST scan checks that the inner packages (core/, then hardware/ and ros/) import
+   nothing from the outer ones (docs/ARCHITECTURE.md, "The Python package split").
+2. Statically: an AST scan of every module for rclpy / torch imports outside the places allowed.
+3. Dynamically: every robot-side module is imported in a fresh interpreter in which torch cannot be
    imported, and every training module in one where rclpy cannot be imported. This catches indirect
    imports (a core module importing a policy helper that imports torch) that the scan cannot see.
 
@@ -64,6 +66,47 @@ def test_torch_only_in_policy_and_training() -> None:
                  if _imported_roots(p) & {'torch', 'transformers'}
                  and not _rel(p).startswith(TORCH_ALLOWED)]
     assert offenders == [], f'torch imported outside policy/ and training/: {offenders}'
+
+
+# The dependency arrow points inward: core/ is the innermost layer, hardware/ and ros/ build on it,
+# and sim/, policy/, nodes/, bringup/ and cli/ sit outside. Each inner package may import only the
+# smolvla_ros packages listed for it (paths and opencv are small leaf helpers).
+LAYERS = {
+    'core': {'core', 'paths'},
+    'hardware': {'core', 'hardware', 'paths', 'opencv'},
+    'ros': {'core', 'ros', 'paths', 'opencv'},
+}
+
+
+def _smolvla_imports(path: Path) -> set[str]:
+    """The smolvla_ros subpackage (first component) of every absolute import in the file."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == 'smolvla_ros':
+                names.update(f'smolvla_ros.{alias.name}' for alias in node.names)
+            else:
+                names.add(node.module)
+    return {name.split('.')[1] for name in names if name.startswith('smolvla_ros.')}
+
+
+@pytest.mark.parametrize('layer', sorted(LAYERS))
+def test_dependency_arrow_points_inward(layer: str) -> None:
+    files = sorted((PKG / layer).rglob('*.py'))
+    assert files, f'no sources under smolvla_ros/{layer}'
+    offenders = {_rel(p): sorted(bad) for p in files
+                 if (bad := _smolvla_imports(p) - LAYERS[layer])}
+    assert offenders == {}, f'smolvla_ros/{layer} imports outer packages: {offenders}'
+
+
+def test_the_direction_scan_sees_an_outward_import(tmp_path: Path) -> None:
+    bad = tmp_path / 'bad.py'
+    bad.write_text('def f():\n    from smolvla_ros.hardware.feetech import units\n'
+                   'from smolvla_ros import nodes\n')
+    assert _smolvla_imports(bad) == {'hardware', 'nodes'}
 
 
 def _modules(package_dir: Path, package: str, skip: tuple[str, ...] = ()) -> list[str]:
@@ -176,7 +219,7 @@ def _outside_citations() -> dict[str, list[str]]:
 
 def test_the_citation_scan_sees_the_tree() -> None:
     files = {_rel(p) for p in _text_files()}
-    assert {'Makefile', 'smolvla_ros/core/fusion.py', 'docs/ARCHITECTURE.md',
+    assert {'Makefile', 'smolvla_ros/core/executor/fusion.py', 'docs/ARCHITECTURE.md',
             'test/test_house_rules.py'} <= files
     assert not any(f.startswith(('.venv/', 'build/')) for f in files)
 

@@ -7,8 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smolvla_ros.core.contract import load_contract
-from smolvla_ros.core.urdf_model import UrdfError, default_urdf_path, load_urdf, parse_urdf
+from smolvla_ros.core.robot.contract import load_contract
+from smolvla_ros.core.visualization.urdf_model import (
+    UrdfError,
+    default_urdf_path,
+    load_urdf,
+    parse_urdf,
+)
 from smolvla_ros.hardware.feetech.tables import SO101_MOTOR_IDS
 from smolvla_ros.paths import config_path
 
@@ -75,7 +80,7 @@ def test_malformed_urdf_raises(text: str, message: str) -> None:
 def test_robot_description_simple_and_with_meshes() -> None:
     import xml.etree.ElementTree as ET
 
-    from smolvla_ros.core.urdf_model import robot_description
+    from smolvla_ros.core.visualization.urdf_model import robot_description
 
     simple = robot_description()
     assert simple == default_urdf_path().read_text()

@@ -23,14 +23,11 @@ import sys
 import time
 from typing import TextIO
 
-from smolvla_ros.core.arm_config import ArmJoints
+from smolvla_ros.core.robot.calibration import load_calibration, save_calibration
+from smolvla_ros.hardware.arm.arm_config import ArmJoints
 from smolvla_ros.hardware.feetech.bus import FeetechBus, Motor
 from smolvla_ros.hardware.feetech.calibrate import CalibrationProcedure, RangeProgress
-from smolvla_ros.hardware.feetech.calibration import (
-    calibration_mismatches,
-    load_calibration,
-    save_calibration,
-)
+from smolvla_ros.hardware.feetech.calibration import calibration_mismatches
 from smolvla_ros.hardware.feetech.errors import FeetechError
 from smolvla_ros.hardware.feetech.tables import SO101_MOTOR_IDS
 

@@ -128,8 +128,8 @@ def _serve(checkpoint: str | None, scene):
     The scene's offscreen buffer is at least the video size (ContractView enlarges it to the
     contract cameras' size when they are larger).
     """
-    from smolvla_ros.core.contract import ContractError
-    from smolvla_ros.core.policy_io import RenameMapError
+    from smolvla_ros.core.inference.policy_io import RenameMapError
+    from smolvla_ros.core.robot.contract import ContractError
     from smolvla_ros.policy.serving import PolicySetupError
     from smolvla_ros.sim.contract_view import ContractView
     from smolvla_ros.sim.errors import SimAssetsError, SimConfigError

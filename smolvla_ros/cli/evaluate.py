@@ -109,8 +109,8 @@ class _SetupError(Exception):
 
 
 def _evaluate(args: argparse.Namespace, config, checkpoint: str | None):
-    from smolvla_ros.core.contract import ContractError
-    from smolvla_ros.core.policy_io import RenameMapError
+    from smolvla_ros.core.inference.policy_io import RenameMapError
+    from smolvla_ros.core.robot.contract import ContractError
     from smolvla_ros.policy.serving import PolicySetupError
     from smolvla_ros.sim.contract_view import ContractView
     from smolvla_ros.sim.errors import SimAssetsError, SimConfigError

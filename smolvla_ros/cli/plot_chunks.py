@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from smolvla_ros.core.chunk_log import ChunkLog, ChunkLogError, JointTrack
-from smolvla_ros.core.chunk_markers import ChunkGeometryError, MarkerStyle, chunk_path
-from smolvla_ros.core.kinematics import TIP_LINK, ForwardKinematics
 from smolvla_ros.core.types import ActionChunkData, InvalidDataError
-from smolvla_ros.core.urdf_model import UrdfError
+from smolvla_ros.core.visualization.chunk_log import ChunkLog, ChunkLogError, JointTrack
+from smolvla_ros.core.visualization.chunk_markers import ChunkGeometryError, MarkerStyle, chunk_path
+from smolvla_ros.core.visualization.kinematics import TIP_LINK, ForwardKinematics
+from smolvla_ros.core.visualization.urdf_model import UrdfError
 
 logger = logging.getLogger(__name__)
 

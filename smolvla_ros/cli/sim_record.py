@@ -79,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _configs(args: argparse.Namespace):
-    from smolvla_ros.core.contract import default_contract_path, load_contract
+    from smolvla_ros.core.robot.contract import default_contract_path, load_contract
     from smolvla_ros.sim.record import RecordConfig, check_demo_seeds
     from smolvla_ros.sim.variation import VariationConfig
 
@@ -111,7 +111,7 @@ def _configs(args: argparse.Namespace):
 def _init_worker(config, contract_path: str, out: str, keep_failures: bool,
                  storage: str) -> None:
     global _recorder
-    from smolvla_ros.core.contract import load_contract
+    from smolvla_ros.core.robot.contract import load_contract
     from smolvla_ros.sim.record import EpisodeRecorder
     _recorder = EpisodeRecorder(config, load_contract(contract_path))
     _options.update(out=Path(out), keep_failures=keep_failures, storage=storage)

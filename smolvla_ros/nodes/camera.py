@@ -19,7 +19,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from smolvla_ros.core.stream_rates import ArrivalWindow
+from smolvla_ros.core.observation.stream_rates import ArrivalWindow
 from smolvla_ros.hardware.cameras import CameraError, CameraSourceConfig, make_source
 from smolvla_ros.nodes.node_main import run_node
 from smolvla_ros.nodes.params import read_only_parameter

@@ -2,9 +2,10 @@
 
 The behaviour (time line, trigger, fusion, clearing) is explained in docs/async_inference.md.
 
-Every decision is in :class:`smolvla_ros.core.executor_core.ExecutorCore` (queue, trigger,
-fusion, safety, latency, metrics) and :class:`~smolvla_ros.core.assembly.ObservationAssembler`
-(as-of alignment, max age); this node wires them to ROS:
+Every decision is in :class:`smolvla_ros.core.executor.executor_core.ExecutorCore` (queue,
+trigger, fusion, safety, latency, metrics) and
+:class:`~smolvla_ros.core.observation.assembly.ObservationAssembler` (as-of alignment, max age);
+this node wires them to ROS:
 
 * the ``control_hz`` timer -> ``joint_commands`` + ``executed_action`` (stamp = due time); the
   command's type follows ``command_interface`` (JointState for our driver, or the input of a
@@ -19,8 +20,8 @@ fusion, safety, latency, metrics) and :class:`~smolvla_ros.core.assembly.Observa
   decode later (a truncated scan) is counted the same way and no request goes out;
 * joint_states, camera and task subscriptions, the service answers, ``/diagnostics``;
 * the receive time of every joint_states and camera message feeds
-  :class:`~smolvla_ros.core.stream_rates.StreamRates`: ``/diagnostics`` carries each stream's
-  measured rate and largest gap, and warns when a stream arrives slower than
+  :class:`~smolvla_ros.core.observation.stream_rates.StreamRates`: ``/diagnostics`` carries each
+  stream's measured rate and largest gap, and warns when a stream arrives slower than
   ``rate_warn_fraction`` x its contract rate (a camera's ``fps``; for joint_states, which has
   no rate of its own in the contract, the contract ``fps``);
 * ``~/pause`` (std_srvs/SetBool): true drops the plan and commands and requests nothing (the
@@ -62,13 +63,13 @@ from smolvla_msgs.srv import PredictChunk
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
-from smolvla_ros.core.alignment import StaleStreamError
-from smolvla_ros.core.assembly import JointMismatchError, ObservationAssembler
-from smolvla_ros.core.contract import default_contract_path, load_contract
-from smolvla_ros.core.execution_status import StallCauses, execution_status
-from smolvla_ros.core.executor_core import ExecutorConfig, ExecutorCore, clears_plan
+from smolvla_ros.core.executor.execution_status import StallCauses, execution_status
+from smolvla_ros.core.executor.executor_core import ExecutorConfig, ExecutorCore, clears_plan
+from smolvla_ros.core.observation.alignment import StaleStreamError
+from smolvla_ros.core.observation.assembly import JointMismatchError, ObservationAssembler
+from smolvla_ros.core.observation.stream_rates import StreamRates
+from smolvla_ros.core.robot.contract import default_contract_path, load_contract
 from smolvla_ros.core.stats import LatencyRecorder
-from smolvla_ros.core.stream_rates import StreamRates
 from smolvla_ros.core.types import InvalidDataError
 from smolvla_ros.nodes.node_main import ThreadResult, run_node
 from smolvla_ros.nodes.params import read_only_parameter

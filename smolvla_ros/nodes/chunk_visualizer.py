@@ -8,7 +8,7 @@ path, the seams where a new chunk took over, and a stick-figure ghost of the arm
 chunk's end pose. ``robot_description`` (std_msgs/String, transient-local) carries the URDF for
 RViz's RobotModel display. TF from joint_states goes out on /tf when tf2_msgs is importable (ROS
 installs); otherwise run robot_state_publisher (docs/visualization.md). Geometry lives in
-core/chunk_markers.py; this file only converts.
+core/visualization/chunk_markers.py; this file only converts.
 """
 from __future__ import annotations
 
@@ -27,16 +27,20 @@ from smolvla_msgs.msg import ActionChunk
 from std_msgs.msg import ColorRGBA, String
 from visualization_msgs.msg import Marker, MarkerArray
 
-from smolvla_ros.core.chunk_log import ChunkLog, JointTrack
-from smolvla_ros.core.chunk_markers import (
+from smolvla_ros.core.types import InvalidDataError
+from smolvla_ros.core.visualization.chunk_log import ChunkLog, JointTrack
+from smolvla_ros.core.visualization.chunk_markers import (
     ChunkGeometryError,
     ChunkScene,
     ChunkVisualizerState,
     MarkerStyle,
 )
-from smolvla_ros.core.kinematics import ForwardKinematics, matrix_to_quaternion
-from smolvla_ros.core.types import InvalidDataError
-from smolvla_ros.core.urdf_model import UrdfError, default_urdf_path, robot_description
+from smolvla_ros.core.visualization.kinematics import ForwardKinematics, matrix_to_quaternion
+from smolvla_ros.core.visualization.urdf_model import (
+    UrdfError,
+    default_urdf_path,
+    robot_description,
+)
 from smolvla_ros.nodes.node_main import run_node
 from smolvla_ros.nodes.params import read_only_parameter
 from smolvla_ros.ros.chunk import msg_to_chunk

@@ -3,8 +3,8 @@
 Publishes ``joint_states`` (rad, rad/s, N m) at ``rate_hz`` and ``/diagnostics``; a follower also
 takes ``joint_commands`` (joints by name, partial allowed) and serves ``enable_torque``
 (std_srvs/SetBool). All logic (safety clamps, watchdog, retries, faults, reconnects) lives in
-:mod:`smolvla_ros.core.arm_control`; this file declares parameters and wires ROS to it. The bus is
-served from one timer: nothing blocks outside the executor.
+:mod:`smolvla_ros.hardware.arm.arm_control`; this file declares parameters and wires ROS to it.
+The bus is served from one timer: nothing blocks outside the executor.
 """
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool
 
-from smolvla_ros.core.arm_config import ArmConfig, Role
-from smolvla_ros.core.arm_control import ArmController, ArmState, TorqueRequestError
+from smolvla_ros.core.robot.calibration import load_calibration
+from smolvla_ros.hardware.arm.arm_config import ArmConfig, Role
+from smolvla_ros.hardware.arm.arm_control import ArmController, ArmState, TorqueRequestError
 from smolvla_ros.hardware.feetech.bus import FeetechBus, Motor
-from smolvla_ros.hardware.feetech.calibration import load_calibration
 from smolvla_ros.hardware.feetech.errors import FeetechError
 from smolvla_ros.nodes.node_main import run_node
 from smolvla_ros.nodes.params import read_only_parameter

@@ -37,7 +37,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile
 from smolvla_msgs.srv import PredictChunk
 from std_msgs.msg import String
 
-from smolvla_ros.core.contract import default_contract_path, load_contract
+from smolvla_ros.core.robot.contract import default_contract_path, load_contract
 from smolvla_ros.core.types import ActionChunkData, ObservationData
 from smolvla_ros.nodes.node_main import ThreadResult, run_node
 from smolvla_ros.nodes.params import read_only_parameter

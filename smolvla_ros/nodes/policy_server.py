@@ -6,8 +6,9 @@ checkpoint's image/state/action features against the robot contract (after ``ren
 fails fast naming the exact missing/extra keys, then warms up before it offers the service
 (all ROS-free in policy/serving.py, which ``smolvla-ros eval`` shares). Each
 request is decoded, converted to dataset units (the contract's one conversion), predicted in the
-inference thread (core.inference_worker) and answered; every request gets an answer (a failure
-says why), there is no similarity filtering. ``/diagnostics`` carries the p50/p95 server time.
+inference thread (core.inference.inference_worker) and answered; every request gets an answer
+(a failure says why), there is no similarity filtering. ``/diagnostics`` carries the p50/p95
+server time.
 
 Threads (docs/ARCHITECTURE.md, "Threading"): every callback runs on the executor thread. The
 service callback is a coroutine that hands the decoded observation to the inference thread and
@@ -31,10 +32,10 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from smolvla_msgs.srv import PredictChunk
 
-from smolvla_ros.core.contract import RobotContract, default_contract_path, load_contract
-from smolvla_ros.core.dataset_units import DatasetUnits
-from smolvla_ros.core.inference_worker import InferenceWorker, WorkerConfig
-from smolvla_ros.core.policy_io import PolicyIO, parse_rename_map, positional_rename_map
+from smolvla_ros.core.inference.inference_worker import InferenceWorker, WorkerConfig
+from smolvla_ros.core.inference.policy_io import PolicyIO, parse_rename_map, positional_rename_map
+from smolvla_ros.core.robot.contract import RobotContract, default_contract_path, load_contract
+from smolvla_ros.core.robot.dataset_units import DatasetUnits
 from smolvla_ros.core.types import InvalidDataError
 from smolvla_ros.nodes.node_main import ThreadResult, run_node
 from smolvla_ros.nodes.params import read_only_parameter

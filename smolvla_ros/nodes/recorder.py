@@ -28,7 +28,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from smolvla_ros.core.bag_writer import BagWriterThread
-from smolvla_ros.core.contract import default_contract_path, load_contract
+from smolvla_ros.core.robot.contract import default_contract_path, load_contract
 from smolvla_ros.nodes.node_main import run_node
 from smolvla_ros.nodes.params import read_only_parameter
 

@@ -45,9 +45,9 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
-from smolvla_ros.core.contract import default_contract_path, load_contract
+from smolvla_ros.core.robot.calibration import load_calibration
+from smolvla_ros.core.robot.contract import default_contract_path, load_contract
 from smolvla_ros.hardware.emulator.server import ServoEmulator
-from smolvla_ros.hardware.feetech.calibration import load_calibration
 from smolvla_ros.nodes.node_main import run_node
 from smolvla_ros.nodes.params import read_only_parameter
 from smolvla_ros.ros.compressed import rgb_to_compressed

@@ -3,7 +3,7 @@
 Each follower joint is ``scale * leader + offset`` (rad); ``inverted`` flips a joint, and joints in
 ``range_mapped`` (the gripper by default, as LeRobot maps it 0..100 on both arms) stretch the
 leader's calibrated range onto the follower's, which needs both calibration files. The mapping
-itself is :mod:`smolvla_ros.core.teleop_mapping`; this file only wires ROS to it.
+itself is :mod:`smolvla_ros.hardware.arm.teleop_mapping`; this file only wires ROS to it.
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
 
-from smolvla_ros.core.arm_config import ArmJoints
-from smolvla_ros.core.teleop_mapping import TeleopMapping, build_mapping
-from smolvla_ros.hardware.feetech.calibration import load_calibration
+from smolvla_ros.core.robot.calibration import load_calibration
+from smolvla_ros.hardware.arm.arm_config import ArmJoints
+from smolvla_ros.hardware.arm.teleop_mapping import TeleopMapping, build_mapping
 from smolvla_ros.hardware.feetech.errors import FeetechError
 from smolvla_ros.hardware.feetech.tables import SO101_MOTOR_IDS
 from smolvla_ros.nodes.node_main import run_node

@@ -3,9 +3,10 @@
 The ``policy_server`` node and ``smolvla-ros eval`` (smolvla_ros/sim/evaluation.py) serve a
 checkpoint the same way, so this is the one place that does it: load the checkpoint (a LeRobot
 policy directory or a preset name), check its image/state/action features against the contract's
-cameras after the rename map (:class:`~smolvla_ros.core.policy_io.PolicyIO`), wrap
+cameras after the rename map (:class:`~smolvla_ros.core.inference.policy_io.PolicyIO`), wrap
 ``SmolVLAPolicy.predict_chunk`` as the ``predict(batch, prev, delay)`` callable that
-:class:`~smolvla_ros.core.inference_worker.InferenceWorker` runs, and warm it up before it serves.
+:class:`~smolvla_ros.core.inference.inference_worker.InferenceWorker` runs, and warm it up before it
+serves.
 
 torch is imported inside the functions (through smolvla_ros.policy.policy), so this module, and
 the node that imports :class:`PolicySetupError` from it, import without torch.
@@ -19,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from smolvla_ros.core.inference_worker import InferenceWorker, PredictFn
-from smolvla_ros.core.policy_io import PolicyIO, describe_mismatch
+from smolvla_ros.core.inference.inference_worker import InferenceWorker, PredictFn
+from smolvla_ros.core.inference.policy_io import PolicyIO, describe_mismatch
 from smolvla_ros.core.types import ObservationData
 
 logger = logging.getLogger(__name__)

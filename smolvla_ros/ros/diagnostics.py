@@ -1,8 +1,9 @@
 """diagnostic_msgs/DiagnosticArray for a node's ``/diagnostics``, built in one place.
 
-A node decides its level, message and key/values (ROS-free where it can: core/execution_status.py,
-core/arm_status.py); :func:`diagnostic_status` and :func:`diagnostic_array` turn them into the
-message. Levels are ints here, as the cores compute them; the message field is a single byte.
+A node decides its level, message and key/values (ROS-free where it can:
+core/executor/execution_status.py, hardware/arm/arm_status.py); :func:`diagnostic_status` and
+:func:`diagnostic_array` turn them into the message. Levels are ints here, as the cores compute
+them; the message field is a single byte.
 """
 from __future__ import annotations
 

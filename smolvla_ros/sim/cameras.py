@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from smolvla_ros.core.contract import RobotContract
+from smolvla_ros.core.robot.contract import RobotContract
 from smolvla_ros.sim.errors import SimConfigError
 from smolvla_ros.sim.render import CameraRenderer, Intrinsics
 

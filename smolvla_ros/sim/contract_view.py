@@ -3,7 +3,7 @@
 A learned policy sees the simulator through the contract its dataset was converted with
 (config/contracts/so101.yaml): the contract's cameras at the contract's frame size, the joint
 state and actions in the dataset's units (degrees for the body joints, 0..100 for the gripper,
-core/dataset_units.py), in contract column order. The Gymnasium environment (sim/pick_env.py) and
+core/robot/dataset_units.py), in contract order. The Gymnasium environment (sim/pick_env.py) and
 ``smolvla-ros eval`` (sim/evaluation.py) both build the world through this class, so the two can
 never disagree with each other or with the converted datasets about what a frame or a state is.
 
@@ -16,9 +16,9 @@ import os
 
 import numpy as np
 
-from smolvla_ros.core.contract import RobotContract, default_contract_path, load_contract
-from smolvla_ros.core.dataset_units import DatasetUnits
-from smolvla_ros.hardware.feetech.calibration import MotorCalibration
+from smolvla_ros.core.robot.calibration import MotorCalibration
+from smolvla_ros.core.robot.contract import RobotContract, default_contract_path, load_contract
+from smolvla_ros.core.robot.dataset_units import DatasetUnits
 from smolvla_ros.sim.cameras import CameraRig, SimCamera, buffer_size, select_cameras
 from smolvla_ros.sim.errors import SimConfigError
 from smolvla_ros.sim.scene import CAMERA_NAMES, JOINT_NAMES, SceneConfig

@@ -27,7 +27,7 @@ from typing import Protocol
 
 import numpy as np
 
-from smolvla_ros.core.executor_core import ExecutorConfig, ExecutorCore
+from smolvla_ros.core.executor.executor_core import ExecutorConfig, ExecutorCore
 from smolvla_ros.core.types import ActionChunkData, ObservationData
 from smolvla_ros.sim.errors import SimConfigError
 from smolvla_ros.sim.scene import JOINT_NAMES

@@ -8,8 +8,8 @@ timeout. The policy is either
 
 - a SmolVLA checkpoint, served exactly as the ``policy_server`` node serves it: loaded and checked
   against the contract by policy/serving.py, each request turned into a batch and the prediction
-  into a chunk by core/policy_io.py inside core/inference_worker.py. Its measured compute (wall
-  clock of the whole answer, as the node measures it) plus the injected latency is the delay the
+  into a chunk by core/inference/policy_io.py in core/inference/inference_worker.py. Its wall
+  clock (the whole answer, as the node measures it) plus the injected latency is the delay the
   executor sees before the chunk arrives, in simulated time; or
 - the oracle (the scripted expert with the privileged cube pose, sim/oracle.py), whose ~1 ms of
   compute is not counted, so that its rows reproduce bit for bit (the injected latency still is).
@@ -39,10 +39,10 @@ from typing import Any
 
 import numpy as np
 
-from smolvla_ros.core.contract import RobotContract
-from smolvla_ros.core.dataset_units import DatasetUnits
-from smolvla_ros.core.inference_worker import InferenceWorker, WorkerConfig
-from smolvla_ros.core.policy_io import PolicyIO, parse_rename_map
+from smolvla_ros.core.inference.inference_worker import InferenceWorker, WorkerConfig
+from smolvla_ros.core.inference.policy_io import PolicyIO, parse_rename_map
+from smolvla_ros.core.robot.contract import RobotContract
+from smolvla_ros.core.robot.dataset_units import DatasetUnits
 from smolvla_ros.core.types import ActionChunkData, ObservationData
 from smolvla_ros.opencv import cv2
 from smolvla_ros.policy.serving import load_policy, predict_fn, warm_up

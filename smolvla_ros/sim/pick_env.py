@@ -31,7 +31,7 @@ import gymnasium
 from gymnasium import spaces
 import numpy as np
 
-from smolvla_ros.core.contract import RobotContract
+from smolvla_ros.core.robot.contract import RobotContract
 from smolvla_ros.sim.contract_view import ContractView
 from smolvla_ros.sim.errors import SimConfigError
 from smolvla_ros.sim.success import TASK_PROMPTS

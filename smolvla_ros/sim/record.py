@@ -34,9 +34,9 @@ import numpy as np
 from rosbags.typesys import Stores, get_typestore
 
 from smolvla_ros.core.bag_writer import BagWriterThread
-from smolvla_ros.core.contract import RobotContract
-from smolvla_ros.hardware.feetech.calibration import load_calibration
-from smolvla_ros.hardware.feetech.units import (
+from smolvla_ros.core.robot.calibration import load_calibration
+from smolvla_ros.core.robot.contract import RobotContract
+from smolvla_ros.core.robot.units import (
     CalibrationArrays,
     radians_to_raw,
     raw_to_radians,
@@ -282,7 +282,7 @@ class EpisodeRecorder:
 
         def tick_ns(k: int) -> int:
             """Stamp of control tick k, exactly where smolvla-convert's frame grid puts frame
-            k (core/alignment.py frame_grid), so a frame's action is that tick's command."""
+            k (core/observation/alignment.py frame_grid): a frame's action is that tick's."""
             return BAG_ORIGIN_NS + int(np.rint(k * (1e9 / run.control_hz)))
 
         def on_command(due_ns: int, position: np.ndarray) -> None:

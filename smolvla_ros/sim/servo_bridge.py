@@ -13,8 +13,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from smolvla_ros.hardware.feetech.calibration import MotorCalibration
-from smolvla_ros.hardware.feetech.units import (
+from smolvla_ros.core.robot.calibration import MotorCalibration
+from smolvla_ros.core.robot.units import (
     CalibrationArrays,
     radians_to_raw,
     raw_to_radians,

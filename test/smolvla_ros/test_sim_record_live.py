@@ -41,7 +41,7 @@ def _script(name: str) -> str:
 
 def _small_contract(tmp_path: Path) -> Path:
     """The shipped so101 contract with 64x48 cameras (absolute calibration path)."""
-    from smolvla_ros.core.contract import default_contract_path
+    from smolvla_ros.core.robot.contract import default_contract_path
     src = default_contract_path()
     data = yaml.safe_load(src.read_text())
     data['calibration_file'] = str((src.parent / data['calibration_file']).resolve())

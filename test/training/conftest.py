@@ -7,7 +7,7 @@ import pytest
 from smolvla_training.convert.synthetic_bag import H, W, small_contract
 import yaml
 
-from smolvla_ros.core.contract import RobotContract, default_contract_path
+from smolvla_ros.core.robot.contract import RobotContract, default_contract_path
 
 
 @pytest.fixture

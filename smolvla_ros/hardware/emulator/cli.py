@@ -14,10 +14,10 @@ import sys
 import threading
 import time
 
+from smolvla_ros.core.robot.calibration import load_calibration
 from smolvla_ros.hardware.emulator.faults import parse_fault
 from smolvla_ros.hardware.emulator.server import ServoEmulator
 from smolvla_ros.hardware.emulator.servo import ServoConfig
-from smolvla_ros.hardware.feetech.calibration import load_calibration
 
 logger = logging.getLogger(__name__)
 

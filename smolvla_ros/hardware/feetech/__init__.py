@@ -6,7 +6,6 @@ protocol on a pseudo-terminal so everything here is testable without an arm.
 from smolvla_ros.hardware.feetech.bus import BusStats, FeetechBus, Motor, MotorStats, so101_motors
 from smolvla_ros.hardware.feetech.errors import (
     BusNotConnectedError,
-    CalibrationError,
     CommunicationError,
     FeetechError,
     PortError,
@@ -15,7 +14,6 @@ from smolvla_ros.hardware.feetech.errors import (
 __all__ = [
     'BusNotConnectedError',
     'BusStats',
-    'CalibrationError',
     'CommunicationError',
     'FeetechBus',
     'FeetechError',

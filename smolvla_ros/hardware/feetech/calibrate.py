@@ -22,14 +22,15 @@ from dataclasses import dataclass
 import logging
 import time
 
-from smolvla_ros.hardware.feetech.bus import FeetechBus
-from smolvla_ros.hardware.feetech.calibration import (
+from smolvla_ros.core.robot.calibration import (
     MAX_HOMING_OFFSET,
     MAX_RAW,
+    CalibrationError,
     MotorCalibration,
-    write_calibration_to_bus,
 )
-from smolvla_ros.hardware.feetech.errors import CalibrationError, CommunicationError
+from smolvla_ros.hardware.feetech.bus import FeetechBus
+from smolvla_ros.hardware.feetech.calibration import write_calibration_to_bus
+from smolvla_ros.hardware.feetech.errors import CommunicationError
 
 logger = logging.getLogger(__name__)
 

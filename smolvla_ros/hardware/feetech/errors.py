@@ -1,5 +1,6 @@
 """Typed errors of the Feetech bus, so callers (the driver node, the calibrate CLI, tests) can tell
-a cable problem from a bad calibration file without parsing messages."""
+a cable problem from a bad packet without parsing messages. A bad calibration raises
+``smolvla_ros.core.robot.calibration.CalibrationError`` (a ValueError)."""
 from __future__ import annotations
 
 
@@ -64,7 +65,3 @@ class EncodingError(FeetechError, ValueError):
 
 class ProtocolError(FeetechError, ValueError):
     """Bytes that are not a valid Feetech packet (bad header, length, checksum)."""
-
-
-class CalibrationError(FeetechError, ValueError):
-    """A calibration file or calibration value that is malformed or does not match the motors."""

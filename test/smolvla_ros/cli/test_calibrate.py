@@ -19,8 +19,8 @@ import pytest
 from smolvla_ros.cli import calibrate as calibrate_cli
 from smolvla_ros.cli.calibrate import EXIT_CHECK_FAILED, EXIT_ERROR, EXIT_OK
 from smolvla_ros.cli.main import main as cli_main
+from smolvla_ros.core.robot.calibration import load_calibration
 from smolvla_ros.hardware.emulator import ServoConfig, ServoEmulator
-from smolvla_ros.hardware.feetech.calibration import load_calibration
 from smolvla_ros.hardware.feetech.tables import SO101_MOTOR_IDS
 
 # Mid pose (Actual ticks) per id, and how far each joint is swept either side of it.

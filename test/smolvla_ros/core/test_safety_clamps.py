@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from smolvla_ros.core.command_watchdog import (
+from smolvla_ros.core.safety_clamps import clamp_to_limits, limit_step, outside_range
+from smolvla_ros.hardware.arm.command_watchdog import (
     CommandWatchdog,
     InvalidCommandError,
     UnknownJointError,
 )
-from smolvla_ros.core.safety_clamps import clamp_to_limits, limit_step, outside_range
 
 
 def test_clamp_to_limits_reports_clipped_joints() -> None:

@@ -27,7 +27,7 @@ from executor_fixtures import (  # noqa: E402
 )
 from rclpy.parameter import Parameter  # noqa: E402
 
-from smolvla_ros.core.executor_core import ExecutorConfig, ExecutorConfigError  # noqa: E402
+from smolvla_ros.core.executor.executor_core import ExecutorConfig, ExecutorConfigError  # noqa: E402
 from smolvla_ros.nodes.chunk_executor import EXECUTOR_PARAMETERS, ChunkExecutor  # noqa: E402
 
 pytestmark = pytest.mark.ros

@@ -1,9 +1,9 @@
 """chunk_executor's ``~/clear`` service and ``reset_topic``: a new episode drops the old plan.
 
 The core's behaviour (queue emptied, the in-flight answer dropped as 'cleared', idle until the new
-chunk) is tested in test/smolvla_ros/core/test_executor_core.py; here only the wiring: the service
-and the topic reach ``ExecutorCore.clear`` and the next request goes out although the old one was
-never answered.
+chunk) is tested in test/smolvla_ros/core/executor/test_executor_core.py; here only the wiring: the
+service and the topic reach ``ExecutorCore.clear`` and the next request goes out although the old
+one was never answered.
 """
 from __future__ import annotations
 

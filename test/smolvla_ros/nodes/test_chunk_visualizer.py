@@ -20,9 +20,9 @@ from std_msgs.msg import String  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from smolvla_ros.bringup.processes import stop, up_command  # noqa: E402
-from smolvla_ros.core.chunk_markers import TIME_GRADIENT  # noqa: E402
-from smolvla_ros.core.kinematics import matrix_to_quaternion  # noqa: E402
 from smolvla_ros.core.types import ActionChunkData  # noqa: E402
+from smolvla_ros.core.visualization.chunk_markers import TIME_GRADIENT  # noqa: E402
+from smolvla_ros.core.visualization.kinematics import matrix_to_quaternion  # noqa: E402
 from smolvla_ros.nodes.chunk_visualizer import ChunkVisualizer  # noqa: E402
 from smolvla_ros.ros.chunk import chunk_to_msg  # noqa: E402
 from smolvla_ros.ros.time import ns_to_stamp  # noqa: E402

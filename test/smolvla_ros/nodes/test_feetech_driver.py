@@ -21,12 +21,12 @@ from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
 
-from smolvla_ros.core.servo_bus import CalibrationMismatchError  # noqa: E402
-from smolvla_ros.hardware.emulator import ServoConfig, ServoEmulator  # noqa: E402
-from smolvla_ros.hardware.feetech.calibration import (  # noqa: E402
+from smolvla_ros.core.robot.calibration import (  # noqa: E402
     MotorCalibration,
     save_calibration,
 )
+from smolvla_ros.hardware.arm.servo_bus import CalibrationMismatchError  # noqa: E402
+from smolvla_ros.hardware.emulator import ServoConfig, ServoEmulator  # noqa: E402
 from smolvla_ros.hardware.feetech.tables import SO101_MOTOR_IDS  # noqa: E402
 from smolvla_ros.nodes.feetech_driver import FeetechDriver  # noqa: E402
 

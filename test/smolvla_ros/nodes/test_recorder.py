@@ -18,7 +18,7 @@ from sensor_msgs.msg import CompressedImage, JointState  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from smolvla_ros.core.contract import default_contract_path  # noqa: E402
+from smolvla_ros.core.robot.contract import default_contract_path  # noqa: E402
 from smolvla_ros.nodes.recorder import Recorder  # noqa: E402
 from smolvla_ros.ros.compressed import rgb_to_compressed  # noqa: E402
 from smolvla_ros.ros.joint_state import numpy_to_joint_state  # noqa: E402

@@ -32,7 +32,7 @@ from smolvla_training.convert.mcap_scan import McapChannel, McapMessage, McapSca
 from smolvla_training.convert.synthetic_bag import small_contract  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-from smolvla_ros.core.contract import default_contract_path  # noqa: E402
+from smolvla_ros.core.robot.contract import default_contract_path  # noqa: E402
 from smolvla_ros.nodes.recorder import Recorder, RecorderConfig  # noqa: E402
 from smolvla_ros.ros.compressed import rgb_to_compressed  # noqa: E402
 from smolvla_ros.ros.joint_state import numpy_to_joint_state  # noqa: E402

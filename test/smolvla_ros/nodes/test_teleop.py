@@ -14,11 +14,11 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 
-from smolvla_ros.hardware.emulator import ServoConfig, ServoEmulator  # noqa: E402
-from smolvla_ros.hardware.feetech.calibration import (  # noqa: E402
+from smolvla_ros.core.robot.calibration import (  # noqa: E402
     MotorCalibration,
     save_calibration,
 )
+from smolvla_ros.hardware.emulator import ServoConfig, ServoEmulator  # noqa: E402
 from smolvla_ros.hardware.feetech.tables import SO101_MOTOR_IDS  # noqa: E402
 from smolvla_ros.nodes.feetech_driver import FeetechDriver  # noqa: E402
 from smolvla_ros.nodes.teleop import Teleop  # noqa: E402
@@ -124,7 +124,7 @@ def test_profile_so101_teleop_emulated(ros_env: dict[str, str], tmp_path: Path) 
     import subprocess
 
     from smolvla_ros.bringup.processes import stop, up_command
-    from smolvla_ros.hardware.feetech.calibration import load_calibration
+    from smolvla_ros.core.robot.calibration import load_calibration
     from smolvla_ros.paths import config_path
 
     cals = {role: load_calibration(config_path('calibration') / f'so101_{role}_example.json')

@@ -169,9 +169,9 @@ def test_frames_at_model_resolution_skip_the_resize(fp32, monkeypatch):
 
 def test_the_serving_code_reports_the_dtype_it_serves(monkeypatch):
     """policy/serving.py (policy_server, smolvla-ros eval): the fallback, forcing, compile."""
-    from smolvla_ros.core.contract import default_contract_path, load_contract
-    from smolvla_ros.core.dataset_units import DatasetUnits
-    from smolvla_ros.core.policy_io import PolicyIO, parse_rename_map
+    from smolvla_ros.core.inference.policy_io import PolicyIO, parse_rename_map
+    from smolvla_ros.core.robot.contract import default_contract_path, load_contract
+    from smolvla_ros.core.robot.dataset_units import DatasetUnits
     from smolvla_ros.paths import DEFAULT_POLICY_NAME, resolve_checkpoint
     from smolvla_ros.policy.serving import load_policy
 

@@ -15,8 +15,8 @@ gymnasium = pytest.importorskip('gymnasium')
 
 from gymnasium.utils.env_checker import check_env  # noqa: E402
 
-from smolvla_ros.core.contract import default_contract_path, load_contract  # noqa: E402
-from smolvla_ros.core.dataset_units import DatasetUnits  # noqa: E402
+from smolvla_ros.core.robot.contract import default_contract_path, load_contract  # noqa: E402
+from smolvla_ros.core.robot.dataset_units import DatasetUnits  # noqa: E402
 from smolvla_ros.sim.errors import SimConfigError  # noqa: E402
 from smolvla_ros.sim.expert import ScriptedExpert  # noqa: E402
 from smolvla_ros.sim.gym import ENV_ID, MAX_EPISODE_STEPS  # noqa: E402  (registers the id)

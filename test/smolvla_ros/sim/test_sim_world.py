@@ -86,5 +86,5 @@ def test_render_gives_configured_size_and_differs_per_camera(world: SimWorld) ->
 
 
 def test_joint_order_is_the_contracts() -> None:
-    from smolvla_ros.core.contract import default_contract_path, load_contract
+    from smolvla_ros.core.robot.contract import default_contract_path, load_contract
     assert load_contract(default_contract_path()).joint_names == JOINT_NAMES

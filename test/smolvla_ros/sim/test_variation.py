@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip('mujoco')
 pytest.importorskip('rosbags')
 
-from smolvla_ros.core.contract import default_contract_path, load_contract  # noqa: E402
+from smolvla_ros.core.robot.contract import default_contract_path, load_contract  # noqa: E402
 from smolvla_ros.sim.expert import ExpertConfig  # noqa: E402
 from smolvla_ros.sim.record import EpisodeRecorder, RecordConfig  # noqa: E402
 from smolvla_ros.sim.variation import (  # noqa: E402

@@ -18,7 +18,7 @@ from smolvla_training.convert.synthetic_bag import (
     write_bag,
 )
 
-from smolvla_ros.core.dataset_units import DatasetUnits
+from smolvla_ros.core.robot.dataset_units import DatasetUnits
 
 H264 = ConvertConfig(vcodec='h264', progress=False)
 

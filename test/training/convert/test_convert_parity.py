@@ -11,9 +11,9 @@ from smolvla_training.convert.converter import ConvertConfig, convert, plan_bag
 from smolvla_training.convert.synthetic_bag import SEC, T0, BagSpec, regular, write_bag
 from smolvla_training.dataset.reader import LeRobotDatasetReader
 
-from smolvla_ros.core.alignment import StaleStreamError
-from smolvla_ros.core.assembly import ObservationAssembler
-from smolvla_ros.core.dataset_units import DatasetUnits
+from smolvla_ros.core.observation.alignment import StaleStreamError
+from smolvla_ros.core.observation.assembly import ObservationAssembler
+from smolvla_ros.core.robot.dataset_units import DatasetUnits
 from smolvla_ros.ros.compressed import decode_to_rgb
 from smolvla_ros.ros.time import stamp_to_ns
 

@@ -63,10 +63,10 @@ def test_finetune_lerobot_checkpoint_on_lerobot_dataset(tmp_path: Path,
 
 def _serves_like_policy_server(directory: Path) -> None:
     """Load and answer through policy/serving.py, the code policy_server runs (no ROS here)."""
-    from smolvla_ros.core.contract import default_contract_path, load_contract
-    from smolvla_ros.core.dataset_units import DatasetUnits
-    from smolvla_ros.core.inference_worker import InferenceWorker, WorkerConfig
-    from smolvla_ros.core.policy_io import PolicyIO, parse_rename_map
+    from smolvla_ros.core.inference.inference_worker import InferenceWorker, WorkerConfig
+    from smolvla_ros.core.inference.policy_io import PolicyIO, parse_rename_map
+    from smolvla_ros.core.robot.contract import default_contract_path, load_contract
+    from smolvla_ros.core.robot.dataset_units import DatasetUnits
     from smolvla_ros.policy.serving import load_policy, predict_fn, warmup_observation
 
     contract = load_contract(default_contract_path())

@@ -22,7 +22,7 @@ from rosbags.rosbag2 import ReaderError
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
-from smolvla_ros.core.contract import RobotContract
+from smolvla_ros.core.robot.contract import RobotContract
 from smolvla_ros.ros.compressed import decode_to_rgb, parse_format
 from smolvla_ros.ros.errors import ConversionError
 from smolvla_ros.ros.image import image_to_rgb

@@ -29,8 +29,8 @@ import threading
 
 from rosbags.typesys.store import Typestore
 
-from smolvla_ros.core.contract import ContractError, default_contract_path, load_contract
-from smolvla_ros.core.dataset_units import CalibrationRequiredError
+from smolvla_ros.core.robot.contract import ContractError, default_contract_path, load_contract
+from smolvla_ros.core.robot.dataset_units import CalibrationRequiredError
 from smolvla_training.convert.bag_source import make_typestore
 from smolvla_training.convert.check import check_dataset
 from smolvla_training.convert.converter import ConvertConfig, convert, summarize

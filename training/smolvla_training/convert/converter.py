@@ -19,8 +19,8 @@ import shutil
 
 import numpy as np
 
-from smolvla_ros.core.contract import CameraSpec, RobotContract
-from smolvla_ros.core.dataset_units import DatasetUnits
+from smolvla_ros.core.robot.contract import CameraSpec, RobotContract
+from smolvla_ros.core.robot.dataset_units import DatasetUnits
 from smolvla_training import lerobot_format as fmt
 from smolvla_training.convert import stats as st
 from smolvla_training.convert.bag_source import (

@@ -1,12 +1,12 @@
 """Episodes of a bag, resampled onto the exact 1/fps grid by the contract's as-of alignment.
 
-The alignment itself is ``smolvla_ros.core.alignment`` (``frame_grid`` / ``align_batch``), the
-rule the live executor applies per observation: per stream, the latest sample with header stamp
-<= t, refused when older than the stream's max age. A grid point is a frame only when every
-stream (state, action, each camera) is fresh there. Leading and trailing unusable points are
-trimmed; an unusable stretch inside an episode (a stalled camera, a dropped joint stream) splits
-it, because LeRobot frames must be contiguous at exactly 1/fps; pieces shorter than
-``min_frames`` are dropped. Everything that happened is in the per-episode sync report.
+The alignment itself is ``smolvla_ros.core.observation.alignment`` (``frame_grid`` /
+``align_batch``), the rule the live executor applies per observation: per stream, the latest
+sample with header stamp <= t, refused when older than the stream's max age. A grid point is a
+frame only when every stream (state, action, each camera) is fresh there. Leading and trailing
+unusable points are trimmed; an unusable stretch inside an episode (a stalled camera, a dropped
+joint stream) splits it, because LeRobot frames must be contiguous at exactly 1/fps; pieces
+shorter than ``min_frames`` are dropped. Everything that happened is in the per-episode sync report.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from smolvla_ros.core.alignment import align_batch, frame_grid
-from smolvla_ros.core.contract import RobotContract
+from smolvla_ros.core.observation.alignment import align_batch, frame_grid
+from smolvla_ros.core.robot.contract import RobotContract
 from smolvla_training.convert.bag_source import BagStreams
 from smolvla_training.convert.errors import ConvertError
 

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from smolvla_ros.core.contract import RobotContract
+from smolvla_ros.core.robot.contract import RobotContract
 from smolvla_training import lerobot_format as fmt
 from smolvla_training.convert import stats as st
 

@@ -16,7 +16,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 import yaml
 
-from smolvla_ros.core.contract import RobotContract, contract_from_dict, default_contract_path
+from smolvla_ros.core.robot.contract import RobotContract, contract_from_dict, default_contract_path
 from smolvla_ros.ros.compressed import encode_jpeg
 
 JOINTS = ('shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper')

@@ -5,14 +5,17 @@ import json
 
 import pytest
 
-from smolvla_ros.hardware.emulator import ServoEmulator
-from smolvla_ros.hardware.feetech import CalibrationError, FeetechBus
-from smolvla_ros.hardware.feetech.calibration import (
+from smolvla_ros.core.robot.calibration import (
+    CalibrationError,
     MotorCalibration,
-    calibration_mismatches,
     load_calibration,
-    read_calibration_from_bus,
     save_calibration,
+)
+from smolvla_ros.hardware.emulator import ServoEmulator
+from smolvla_ros.hardware.feetech import FeetechBus
+from smolvla_ros.hardware.feetech.calibration import (
+    calibration_mismatches,
+    read_calibration_from_bus,
     write_calibration_to_bus,
 )
 
@@ -122,3 +125,10 @@ def test_calibration_must_match_bus_ids(bus: FeetechBus) -> None:
         write_calibration_to_bus(bus, {'gripper': MotorCalibration(5, 0, 0, 0, 4095)})
     with pytest.raises(CalibrationError, match='does not know'):
         calibration_mismatches(bus, {'elbow': MotorCalibration(3, 0, 0, 0, 4095)})
+
+
+def test_calibration_file_and_control_table_agree_on_the_highest_id() -> None:
+    from smolvla_ros.core.robot import calibration
+    from smolvla_ros.hardware.feetech import tables
+
+    assert calibration.MAX_ID == tables.MAX_ID

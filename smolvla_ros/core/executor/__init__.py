@@ -1,0 +1,1 @@
+"""The chunk executor's decisions: queue, fusion, interpolation, trigger, latency, metrics."""

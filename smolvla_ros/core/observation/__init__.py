@@ -1,0 +1,1 @@
+"""Observations from streams: as-of alignment, assembly against the contract, stream rates."""

@@ -1,0 +1,1 @@
+"""Visualization math: URDF reader, forward kinematics, chunk markers, chunk logs."""
