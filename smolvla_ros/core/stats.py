@@ -2,14 +2,15 @@
 
 Used by the predict probe, the chunk executor (its request trigger uses the p95 of recent round
 trips) and the policy server (p50/p95 in its logs and diagnostics). Samples are milliseconds
-measured on a monotonic clock. Thread-safe: executors record from callbacks in other threads.
+measured on a monotonic clock. No lock: a recorder belongs to one thread, a node's executor
+thread (docs/ARCHITECTURE.md, "Threading"); the InferenceWorker, which records in its inference
+thread, holds its own lock around its recorder.
 """
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
 import math
-import threading
 
 import numpy as np
 
@@ -54,7 +55,6 @@ class LatencyRecorder:
             raise ValueError(f'window must be an int >= 1, got {window!r}')
         self._samples: deque[float] = deque(maxlen=window)
         self._total = 0
-        self._lock = threading.Lock()
 
     @property
     def window(self) -> int:
@@ -62,23 +62,20 @@ class LatencyRecorder:
         return int(self._samples.maxlen or 0)
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._samples)
+        return len(self._samples)
 
     @property
     def total(self) -> int:
         """Number of samples ever recorded (including those that left the window)."""
-        with self._lock:
-            return self._total
+        return self._total
 
     def add(self, latency_ms: float) -> None:
         """Record one sample in milliseconds; negative or non-finite values are rejected."""
         value = float(latency_ms)
         if not math.isfinite(value) or value < 0.0:
             raise ValueError(f'latency must be a finite number >= 0 ms, got {latency_ms!r}')
-        with self._lock:
-            self._samples.append(value)
-            self._total += 1
+        self._samples.append(value)
+        self._total += 1
 
     def add_ns(self, latency_ns: int) -> None:
         """Record one sample given in integer nanoseconds."""
@@ -86,23 +83,20 @@ class LatencyRecorder:
 
     def clear(self) -> None:
         """Forget the window (the all-time ``total`` is kept)."""
-        with self._lock:
-            self._samples.clear()
+        self._samples.clear()
 
     def percentile(self, q: float) -> float:
         """The q-th percentile (0..100, linear interpolation) of the window; NaN when empty."""
         if not 0.0 <= q <= 100.0:
             raise ValueError(f'percentile must be in [0, 100], got {q}')
-        with self._lock:
-            if not self._samples:
-                return math.nan
-            return float(np.percentile(np.fromiter(self._samples, float), q))
+        if not self._samples:
+            return math.nan
+        return float(np.percentile(np.fromiter(self._samples, float), q))
 
     def summary(self) -> LatencySummary:
         """p50/p95/max/mean/min of the window; NaN statistics and count 0 when empty."""
-        with self._lock:
-            samples = np.fromiter(self._samples, float)  # [n]
-            total = self._total
+        samples = np.fromiter(self._samples, float)  # [n]
+        total = self._total
         if samples.size == 0:
             nan = math.nan
             return LatencySummary(0, total, nan, nan, nan, nan, nan)

@@ -173,7 +173,8 @@ class PolicyServer(Node):
         return chunk_answer(response, chunk)
 
     def _publish_diagnostics(self) -> None:
-        summary = self.worker.summary()
+        stats = self.worker.stats()  # one snapshot: the inference thread writes these
+        summary = stats.latency
         horizon_ms = self.worker.config.chunk_size * self.io.contract.dt * 1e3
         level, text = OK, 'serving'
         if summary.count and summary.p95_ms > horizon_ms:
@@ -182,8 +183,8 @@ class PolicyServer(Node):
         elif not summary.count and self._warmup_problem:  # until requests measure it
             level, text = WARN, self._warmup_problem
         values = {'checkpoint': str(self.checkpoint), 'dtype': self.dtype,
-                  'num_steps': str(self.num_steps), 'answered': str(self.worker.answered),
-                  'failed': str(self.worker.failed),
+                  'num_steps': str(self.num_steps), 'answered': str(stats.answered),
+                  'failed': str(stats.failed),
                   'extra_latency_ms': f'{self.worker.config.extra_latency_ms:g}',
                   'warmup_best_ms': f'{self._warmup_ms:.1f}',
                   **{f'latency_{k}': f'{v:.2f}' if isinstance(v, float) else str(v)

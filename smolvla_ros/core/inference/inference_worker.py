@@ -10,8 +10,9 @@ Per request: batch (PolicyIO) -> predict -> optional ``extra_latency_ms`` (emula
 machine) -> chunk in rad. Latency statistics cover the whole server-side time. ``submit`` queues a
 request and returns at once (the single-threaded policy_server awaits the future in a coroutine);
 ``answer`` blocks until the chunk is ready (warm-up, tests). Both count the request in the inference
-thread before its future completes, so whoever sees a result also sees it in
-``answered``/``failed``/``summary()``.
+thread before its future completes, so whoever sees a result also sees it in ``stats()``. The
+counters and the latency window are written in the inference thread and read by the node's
+executor thread, so both sides go through the worker's lock (docs/ARCHITECTURE.md, "Threading").
 """
 from __future__ import annotations
 
@@ -48,6 +49,15 @@ class WorkerConfig:
                              f'{self.extra_latency_ms!r}')
 
 
+@dataclass(frozen=True)
+class WorkerStats:
+    """A consistent snapshot of the worker's counters and latency window."""
+
+    answered: int
+    failed: int
+    latency: LatencySummary  # server-side ms per answer
+
+
 class InferenceWorker:
     """Runs ``predict`` in its own thread, one request after the other (module docstring)."""
 
@@ -58,9 +68,9 @@ class InferenceWorker:
         self.config = config
         self._pool = ThreadPoolExecutor(1, 'inference', initializer=initializer)
         self._lock = threading.Lock()
-        self.latency = LatencyRecorder(config.latency_window)  # server-side ms per answer
-        self.answered = 0
-        self.failed = 0
+        self._latency = LatencyRecorder(config.latency_window)  # server-side ms per answer
+        self._answered = 0
+        self._failed = 0
 
     def _run(self, obs: ObservationData) -> ActionChunkData:
         start = time.perf_counter()
@@ -81,13 +91,13 @@ class InferenceWorker:
             self._count_failure()
             raise
         with self._lock:
-            self.answered += 1
-            self.latency.add(chunk.inference_ms)
+            self._answered += 1
+            self._latency.add(chunk.inference_ms)
         return chunk
 
     def _count_failure(self) -> None:
         with self._lock:
-            self.failed += 1
+            self._failed += 1
 
     def submit(self, obs: ObservationData) -> Future[ActionChunkData]:
         """Queue one request; the future holds its chunk or the error (``answer`` would raise).
@@ -108,13 +118,14 @@ class InferenceWorker:
     def reset_statistics(self) -> None:
         """Forget the requests so far (warm-up runs are not service requests)."""
         with self._lock:
-            self.latency.clear()
-            self.answered = 0
-            self.failed = 0
+            self._latency.clear()
+            self._answered = 0
+            self._failed = 0
 
-    def summary(self) -> LatencySummary:
+    def stats(self) -> WorkerStats:
+        """Answered and failed requests and the latency window, read together under the lock."""
         with self._lock:
-            return self.latency.summary()
+            return WorkerStats(self._answered, self._failed, self._latency.summary())
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)

@@ -8,7 +8,6 @@ are stored as received (e.g. JPEG bytes) and decoded only for the observations a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-import threading
 from typing import Any
 
 import numpy as np
@@ -32,8 +31,9 @@ class ObservationAssembler:
     """Per-stream buffers for one contract and the observation they give at a time t.
 
     ``max_age_s`` (the executor's ``max_obs_age_s``) overrides every stream's contract max age
-    when given. The state stream is named ``state``, cameras by their contract names. Methods take
-    a lock: subscriptions and the executor's timer may run in different threads.
+    when given. The state stream is named ``state``, cameras by their contract names. No lock: the
+    chunk executor's subscriptions, timer and request coroutine all run on its one executor
+    thread (docs/ARCHITECTURE.md, "Threading"); the codec thread only gets looked-up frames.
     """
 
     def __init__(self, contract: RobotContract, *, capacity: int = 64,
@@ -51,7 +51,6 @@ class ObservationAssembler:
                                         override if override is not None else cam.max_age_ns))
         self.streams = StreamSet(buffers)
         self._order_cache: dict[tuple[str, ...], np.ndarray] = {}
-        self._lock = threading.Lock()
 
     def _order(self, names: tuple[str, ...]) -> np.ndarray:
         order = self._order_cache.get(names)
@@ -73,21 +72,18 @@ class ObservationAssembler:
         if pos.shape != (len(names),):
             raise JointMismatchError(f'{len(names)} joint names but positions of shape '
                                      f'{pos.shape}')
-        with self._lock:
-            self.streams[STATE_STREAM].add(stamp_ns, pos[self._order(names)])  # [J]
+        self.streams[STATE_STREAM].add(stamp_ns, pos[self._order(names)])  # [J]
 
     def add_image(self, camera: str, stamp_ns: int, frame: Any) -> None:
         """Store a camera frame as received; ``decode`` turns it into RGB when it is used."""
         if camera not in self.contract.cameras:
             raise KeyError(f'camera {camera!r} is not in the contract '
                            f'{list(self.contract.camera_names)}')
-        with self._lock:
-            self.streams[camera].add(stamp_ns, frame)
+        self.streams[camera].add(stamp_ns, frame)
 
     def report(self, t_ns: int) -> AlignmentReport:
         """Which streams are fresh, missing or stale at t (for diagnostics)."""
-        with self._lock:
-            return self.streams.report(t_ns)
+        return self.streams.report(t_ns)
 
     def assemble(self, t_ns: int, *, request_id: int = 0, task: str = '') -> ObservationData:
         """The observation at t (stamp = t), or StaleStreamError naming every unusable stream."""
@@ -99,8 +95,7 @@ class ObservationAssembler:
         """The state [J] and each camera's frame as received, as of t (StaleStreamError naming
         every unusable stream). For callers that decode elsewhere (the executor's codec thread);
         :meth:`observation` then builds the observation from the decoded frames."""
-        with self._lock:
-            samples = self.streams.lookup(t_ns)
+        samples = self.streams.lookup(t_ns)
         return (samples[STATE_STREAM].value,
                 {cam: samples[cam].value for cam in self.contract.camera_names})
 

@@ -27,7 +27,6 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 import math
-import threading
 
 MIN_PERIODS = 5  # a window shorter than a few expected periods cannot measure a rate
 
@@ -78,7 +77,7 @@ class ArrivalWindow:
         self._last: int | None = None  # last arrival, kept after it left the window
 
     def add(self, t_ns: int) -> None:
-        """Record an arrival; a time before the last one (threads racing) counts as the last."""
+        """Record an arrival; a time before the last one counts as the last."""
         t = int(t_ns) if self._last is None else max(int(t_ns), self._last)
         if self._first is None:
             self._first = t
@@ -132,7 +131,9 @@ class ArrivalWindow:
 
 
 class StreamRates:
-    """One :class:`ArrivalWindow` per named stream, with its expected rate (thread-safe).
+    """One :class:`ArrivalWindow` per named stream, with its expected rate (not thread-safe: the
+    chunk executor adds and measures on its one executor thread, docs/ARCHITECTURE.md
+    "Threading").
 
     ``expected_hz`` maps stream name -> the rate the contract promises; a stream is ``low`` when,
     after its window filled once, it arrives slower than ``warn_fraction`` x that rate
@@ -151,27 +152,28 @@ class StreamRates:
         self.expected_hz = dict(expected_hz)
         self._windows = {name: ArrivalWindow(max(window_s, MIN_PERIODS / hz))
                          for name, hz in self.expected_hz.items()}
-        self._lock = threading.Lock()
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self._windows)
 
+    @property
+    def windows_s(self) -> dict[str, float]:
+        """Each stream's window length in seconds (fixed at construction)."""
+        return {name: window.window_s for name, window in self._windows.items()}
+
     def add(self, stream: str, t_ns: int) -> None:
         """Record an arrival of ``stream`` at ``t_ns`` (KeyError for an unknown stream)."""
-        window = self._windows[stream]
-        with self._lock:
-            window.add(t_ns)
+        self._windows[stream].add(t_ns)
 
     def measure(self, now_ns: int) -> tuple[StreamRate, ...]:
         """Every stream's rate, largest gap and verdict at ``now_ns``, in construction order."""
         out = []
-        with self._lock:
-            for name, window in self._windows.items():
-                expected = self.expected_hz[name]
-                out.append(StreamRate(
-                    name=name, rate_hz=window.rate_hz(now_ns), max_gap_s=window.max_gap_s(now_ns),
-                    count=window.count(now_ns), window_s=window.window_s,
-                    filled=window.filled(now_ns), expected_hz=expected,
-                    threshold_hz=self.warn_fraction * expected))
+        for name, window in self._windows.items():
+            expected = self.expected_hz[name]
+            out.append(StreamRate(
+                name=name, rate_hz=window.rate_hz(now_ns), max_gap_s=window.max_gap_s(now_ns),
+                count=window.count(now_ns), window_s=window.window_s,
+                filled=window.filled(now_ns), expected_hz=expected,
+                threshold_hz=self.warn_fraction * expected))
         return tuple(out)

@@ -36,7 +36,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 import enum
 import logging
-import threading
 import time
 
 import numpy as np
@@ -73,7 +72,11 @@ class TorqueRequestError(RuntimeError):
 
 
 class ArmController:
-    """Reads the arm, applies commands safely, and keeps the counters diagnostics need."""
+    """Reads the arm, applies commands safely, and keeps the counters diagnostics need.
+
+    No lock: the driver node's timer, subscriptions and services all call it from its one
+    executor thread (docs/ARCHITECTURE.md, "Threading").
+    """
 
     def __init__(
         self,
@@ -87,7 +90,6 @@ class ArmController:
         self.bus = bus
         self._clock = clock
         self._bus: ServoBus | None = None  # set while connected
-        self._lock = threading.RLock()
         self.watchdog = CommandWatchdog(self.joints.names, config.command_timeout_s)
         self.state = ArmState.DISCONNECTED
         self.fault_reason = ''
@@ -120,44 +122,42 @@ class ArmController:
         Raises :class:`CalibrationMismatchError` when the servos disagree with the calibration
         file and ``write_calibration`` is off: that is a configuration error, not a glitch.
         """
-        with self._lock:
-            self._next_connect = self._clock() + self.config.reconnect_interval_s
-            bus = self.bus
-            try:
-                bus.connect()  # pings every motor: a missing one raises CommunicationError
-                bus.disable_torque()
-                verify_calibration(bus, self.joints.calibration, self.config.write_calibration)
-                if self.config.configure_servos:
-                    apply_servo_setup(bus, self.joints.names, self.config.role)
-            except CalibrationMismatchError:
-                _close_quietly(bus)
-                raise
-            except (*PORT_ERRORS, *TRANSFER_ERRORS) as exc:
-                _close_quietly(bus)
-                self._set_disconnected(f'connect failed: {exc}')
-                return False
-            self._bus = bus
-            self.state = ArmState.IDLE
-            self.fault_reason = ''
-            self._clear_torque_lost()
-            self._consecutive_errors = 0
-            self.goal = None
-            self.watchdog.clear()
-            logger.info('connected to %d servos', len(self.joints))
-            return True
+        self._next_connect = self._clock() + self.config.reconnect_interval_s
+        bus = self.bus
+        try:
+            bus.connect()  # pings every motor: a missing one raises CommunicationError
+            bus.disable_torque()
+            verify_calibration(bus, self.joints.calibration, self.config.write_calibration)
+            if self.config.configure_servos:
+                apply_servo_setup(bus, self.joints.names, self.config.role)
+        except CalibrationMismatchError:
+            _close_quietly(bus)
+            raise
+        except (*PORT_ERRORS, *TRANSFER_ERRORS) as exc:
+            _close_quietly(bus)
+            self._set_disconnected(f'connect failed: {exc}')
+            return False
+        self._bus = bus
+        self.state = ArmState.IDLE
+        self.fault_reason = ''
+        self._clear_torque_lost()
+        self._consecutive_errors = 0
+        self.goal = None
+        self.watchdog.clear()
+        logger.info('connected to %d servos', len(self.joints))
+        return True
 
     def close(self) -> None:
         """Turn torque off if configured (always for a fault) and close the port."""
-        with self._lock:
-            bus, self._bus = self._bus, None
-            if bus is None:
-                return
-            # A leader's torque is never on; a follower's goes off if configured or after a fault.
-            if self.config.role is Role.FOLLOWER and (
-                    self.config.torque_off_on_shutdown or self.state is ArmState.FAULT):
-                self._torque_off_best_effort(bus)
-            _close_quietly(bus)
-            self.state = ArmState.DISCONNECTED
+        bus, self._bus = self._bus, None
+        if bus is None:
+            return
+        # A leader's torque is never on; a follower's goes off if configured or after a fault.
+        if self.config.role is Role.FOLLOWER and (
+                self.config.torque_off_on_shutdown or self.state is ArmState.FAULT):
+            self._torque_off_best_effort(bus)
+        _close_quietly(bus)
+        self.state = ArmState.DISCONNECTED
 
     def _set_disconnected(self, reason: str) -> None:
         self.state = ArmState.DISCONNECTED
@@ -186,64 +186,61 @@ class ArmController:
 
     def enable_torque(self) -> None:
         """goal := present, then Torque_Enable; refuses on a leader or out-of-range readings."""
-        with self._lock:
-            if self.config.role is Role.LEADER:
-                raise TorqueRequestError('the leader arm never enables torque')
-            if self._bus is None:
-                raise TorqueRequestError(f'bus not connected ({self.fault_reason})')
-            bus = self._bus
-            try:
-                present = self.joints.to_radians(bus.sync_read('Present_Position'))  # (J,)
-                bad = outside_range(present, self.joints.lower, self.joints.upper,
-                                    self.config.range_tolerance_rad)
-                if bad.any():
-                    names = [self.joints.names[i] for i in np.flatnonzero(bad)]
-                    raise TorqueRequestError(
-                        f'joint(s) {names} read outside their calibrated range '
-                        f'(check the calibration file); torque stays off'
-                    )
-                goal = clamp_to_limits(present, self.joints.lower, self.joints.upper).value
-                bus.sync_write('Goal_Position', self.joints.to_ticks(goal))
-                bus.enable_torque()
-            except (*PORT_ERRORS, *TRANSFER_ERRORS) as exc:
-                raise TorqueRequestError(f'enabling torque failed: {exc}') from exc
-            self.goal = goal
-            self.position = present
-            self.watchdog.clear()  # commands sent while limp must not yank the arm now
-            self._consecutive_errors = 0
-            self.state = ArmState.ENABLED
-            self.fault_reason = ''
-            self._clear_torque_lost()
+        if self.config.role is Role.LEADER:
+            raise TorqueRequestError('the leader arm never enables torque')
+        if self._bus is None:
+            raise TorqueRequestError(f'bus not connected ({self.fault_reason})')
+        bus = self._bus
+        try:
+            present = self.joints.to_radians(bus.sync_read('Present_Position'))  # (J,)
+            bad = outside_range(present, self.joints.lower, self.joints.upper,
+                                self.config.range_tolerance_rad)
+            if bad.any():
+                names = [self.joints.names[i] for i in np.flatnonzero(bad)]
+                raise TorqueRequestError(
+                    f'joint(s) {names} read outside their calibrated range '
+                    f'(check the calibration file); torque stays off'
+                )
+            goal = clamp_to_limits(present, self.joints.lower, self.joints.upper).value
+            bus.sync_write('Goal_Position', self.joints.to_ticks(goal))
+            bus.enable_torque()
+        except (*PORT_ERRORS, *TRANSFER_ERRORS) as exc:
+            raise TorqueRequestError(f'enabling torque failed: {exc}') from exc
+        self.goal = goal
+        self.position = present
+        self.watchdog.clear()  # commands sent while limp must not yank the arm now
+        self._consecutive_errors = 0
+        self.state = ArmState.ENABLED
+        self.fault_reason = ''
+        self._clear_torque_lost()
 
     def disable_torque(self) -> None:
-        with self._lock:
-            if self._bus is None:
-                raise TorqueRequestError(f'bus not connected ({self.fault_reason})')
-            try:
-                self._bus.disable_torque()
-            except (*PORT_ERRORS, *TRANSFER_ERRORS) as exc:
-                raise TorqueRequestError(f'disabling torque failed: {exc}') from exc
-            self.watchdog.clear()
-            if self.state in (ArmState.ENABLED, ArmState.TORQUE_LOST, ArmState.FAULT):
-                self.state = ArmState.IDLE  # also acknowledges a fault or a lost torque
-                self.fault_reason = ''
-                self._clear_torque_lost()
+        if self._bus is None:
+            raise TorqueRequestError(f'bus not connected ({self.fault_reason})')
+        try:
+            self._bus.disable_torque()
+        except (*PORT_ERRORS, *TRANSFER_ERRORS) as exc:
+            raise TorqueRequestError(f'disabling torque failed: {exc}') from exc
+        self.watchdog.clear()
+        if self.state in (ArmState.ENABLED, ArmState.TORQUE_LOST, ArmState.FAULT):
+            self.state = ArmState.IDLE  # also acknowledges a fault or a lost torque
+            self.fault_reason = ''
+            self._clear_torque_lost()
 
     # ---------------------------------------------------------------------------------- cycle
     def cycle(self) -> bool:
         """One control cycle: read, (if enabled) write goals, maybe read health. Never raises on
         bus trouble. Returns True when fresh positions were read this cycle."""
-        with self._lock:
-            start = time.perf_counter()
-            now = self._clock()
-            if self._bus is None:
-                if now >= self._next_connect and self.state is not ArmState.FAULT:
-                    self._reconnect()
-                return False
-            ok = self._cycle(self._bus, now)
-            self.last_cycle_s = time.perf_counter() - start
-            self._cycle_sum_s += self.last_cycle_s
-            return ok
+        start = time.perf_counter()
+        now = self._clock()
+        if self._bus is None:
+            if now >= self._next_connect and self.state is not ArmState.FAULT:
+                self._reconnect()
+            return False
+        ok = self._cycle(self._bus, now)
+        self.last_cycle_s = time.perf_counter() - start
+        self._cycle_sum_s += self.last_cycle_s
+        return ok
 
     def _reconnect(self) -> None:
         try:
@@ -395,27 +392,26 @@ class ArmController:
     # --------------------------------------------------------------------------------- status
     def status(self) -> ArmStatus:
         """A snapshot for diagnostics (plain data; the node turns it into messages)."""
-        with self._lock:
-            cycles = self.good_cycles + self.failed_cycles
-            return ArmStatus(
-                state=self.state.value,
-                role=self.config.role.value,
-                reason=self.fault_reason,
-                joint_names=self.joints.names,
-                health={n: h.copy() for n, h in self.health.items()},
-                clip_counts=dict(zip(self.joints.names, self.clip_counts.tolist(), strict=True)),
-                good_cycles=self.good_cycles,
-                failed_cycles=self.failed_cycles,
-                consecutive_errors=self._consecutive_errors,
-                reconnects=self.reconnects,
-                faults=self.faults,
-                torque_losses=self.torque_losses,
-                commands_received=self.watchdog.commands_received,
-                commands_rejected=self.watchdog.commands_rejected,
-                last_cycle_ms=self.last_cycle_s * 1e3,
-                mean_cycle_ms=(self._cycle_sum_s / cycles * 1e3) if cycles else 0.0,
-                bus_stats=self._bus.stats if self._bus is not None else None,
-            )
+        cycles = self.good_cycles + self.failed_cycles
+        return ArmStatus(
+            state=self.state.value,
+            role=self.config.role.value,
+            reason=self.fault_reason,
+            joint_names=self.joints.names,
+            health={n: h.copy() for n, h in self.health.items()},
+            clip_counts=dict(zip(self.joints.names, self.clip_counts.tolist(), strict=True)),
+            good_cycles=self.good_cycles,
+            failed_cycles=self.failed_cycles,
+            consecutive_errors=self._consecutive_errors,
+            reconnects=self.reconnects,
+            faults=self.faults,
+            torque_losses=self.torque_losses,
+            commands_received=self.watchdog.commands_received,
+            commands_rejected=self.watchdog.commands_rejected,
+            last_cycle_ms=self.last_cycle_s * 1e3,
+            mean_cycle_ms=(self._cycle_sum_s / cycles * 1e3) if cycles else 0.0,
+            bus_stats=self._bus.stats if self._bus is not None else None,
+        )
 
 
 def _close_quietly(bus: ServoBus) -> None:

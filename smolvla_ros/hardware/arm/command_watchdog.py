@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 import math
-import threading
 
 import numpy as np
 
@@ -27,7 +26,8 @@ class InvalidCommandError(ValueError):
 class CommandWatchdog:
     """Latest target per joint, the monotonic time it arrived, and whether it is still fresh.
 
-    Thread-safe: subscription callbacks call :meth:`set`, the control timer calls :meth:`fresh`.
+    No lock: the driver node's subscriptions (:meth:`set`) and control timer (:meth:`fresh`) run
+    on its one executor thread (docs/ARCHITECTURE.md, "Threading").
     """
 
     def __init__(self, joint_names: Sequence[str], timeout_s: float) -> None:
@@ -42,7 +42,6 @@ class CommandWatchdog:
         self._timeout = float(timeout_s)
         self._target = np.full(len(self._names), np.nan)  # (J,) rad, NaN = never commanded
         self._stamp = np.full(len(self._names), -np.inf)  # (J,) monotonic s of arrival
-        self._lock = threading.Lock()
         self.commands_received = 0
         self.commands_rejected = 0
 
@@ -68,18 +67,16 @@ class CommandWatchdog:
         if bad:
             self.commands_rejected += 1
             raise InvalidCommandError(f'non-finite command value(s): {bad}')
-        with self._lock:
-            for name, value in positions.items():
-                i = self._index[name]
-                self._target[i] = float(value)
-                self._stamp[i] = now
-            self.commands_received += 1
+        for name, value in positions.items():
+            i = self._index[name]
+            self._target[i] = float(value)
+            self._stamp[i] = now
+        self.commands_received += 1
 
     def clear(self) -> None:
         """Forget all targets (e.g. when torque is switched off or re-enabled)."""
-        with self._lock:
-            self._target[:] = np.nan
-            self._stamp[:] = -np.inf
+        self._target[:] = np.nan
+        self._stamp[:] = -np.inf
 
     def fresh(self, now: float) -> tuple[np.ndarray, np.ndarray]:
         """Targets and a mask of joints whose command is younger than the timeout at ``now``.
@@ -87,12 +84,10 @@ class CommandWatchdog:
         Returns ``(target (J,), fresh (J,) bool)``; targets of stale joints are still returned
         (for diagnostics) but must not be applied.
         """
-        with self._lock:
-            target = self._target.copy()
-            age = now - self._stamp  # (J,)
+        target = self._target.copy()
+        age = now - self._stamp  # (J,)
         return target, (age <= self._timeout) & np.isfinite(target)
 
     def ages(self, now: float) -> np.ndarray:
         """Age in seconds of each joint's last command (inf if never commanded)."""
-        with self._lock:
-            return now - self._stamp
+        return now - self._stamp

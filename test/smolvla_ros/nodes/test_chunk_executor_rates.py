@@ -3,8 +3,10 @@
 A camera published at a third of the contract fps must turn ``/diagnostics`` into a WARN that
 names it, once the rate window has filled; at the contract rate there is no rate warning. No
 policy server runs: the rates do not depend on it (and a server that answers in the fake robot's
-single-threaded executor would delay its frames). The window fill is read from the node's meter
-on the monotonic clock this process shares with it, so no sleep guesses at start-up.
+single-threaded executor would delay its frames). The rate meter belongs to the node's executor
+thread (docs/ARCHITECTURE.md, "Threading"), so the test reads what the node publishes: once a
+status shows every stream arriving, each window has filled one window length later (the meter's
+window lengths are fixed at construction), on the monotonic clock this process shares with it.
 """
 from __future__ import annotations
 
@@ -62,10 +64,17 @@ def _run(context, tmp_path, camera_hz: float, accept) -> DiagnosticStatus:
         Parameter('diagnostics_period_s', value=0.25)])
     watcher = DiagnosticsWatcher(context)
     try:
+        window_ns = round(max(node.rates.windows_s.values()) * 1e9)
+        start_ns = time.monotonic_ns()
         with Spin(context, robot, node, watcher):
-            assert wait_until(lambda: all(r.filled for r in node.rates.measure(
-                time.monotonic_ns())), 30.0), node.rates.measure(time.monotonic_ns())
-            filled_ns = time.monotonic_ns()
+            def arriving(status: DiagnosticStatus) -> bool:
+                values = _values(status)
+                return all(float(values.get(f'rate_hz.{name}', 0.0)) > 0.0
+                           for name in node.rates.names)
+
+            assert wait_until(lambda: any(map(arriving, watcher.received_after(start_ns))),
+                              30.0), [_values(s) for s in watcher.received_after(start_ns)[-3:]]
+            filled_ns = time.monotonic_ns() + window_ns
 
             def found() -> DiagnosticStatus | None:
                 # The first status received after the fill may have been published before it.

@@ -113,6 +113,12 @@ def test_rtc_inputs_convert_and_clip_the_tail(io) -> None:
     assert io.rtc_inputs(_obs(), chunk_size=10) == (None, None)
 
 
+def _counts(worker: InferenceWorker) -> tuple[int, int, int]:
+    """(answered, failed, latency samples) from one stats() snapshot."""
+    stats = worker.stats()
+    return stats.answered, stats.failed, stats.latency.count
+
+
 def test_worker_runs_predict_in_its_own_thread_and_adds_latency(io) -> None:
     seen = {}
 
@@ -131,7 +137,7 @@ def test_worker_runs_predict_in_its_own_thread_and_adds_latency(io) -> None:
     assert chunk.num_steps == 5 and chunk.policy_id == 'hold'
     np.testing.assert_allclose(chunk.positions[3], _obs().state, atol=1e-5)
     assert chunk.inference_ms >= 30.0
-    assert worker.answered == 1 and worker.summary().count == 1
+    assert _counts(worker) == (1, 0, 1)
 
 
 def test_worker_counts_failures_and_reraises(io) -> None:
@@ -144,7 +150,7 @@ def test_worker_counts_failures_and_reraises(io) -> None:
             worker.answer(_obs())
     finally:
         worker.shutdown()
-    assert worker.failed == 1 and worker.answered == 0
+    assert _counts(worker)[:2] == (0, 1)
 
 
 def _gated_predict(gate: threading.Event, log: list[str]):
@@ -163,11 +169,11 @@ def test_submit_returns_at_once_runs_in_order_and_counts_before_the_result(io) -
     try:
         first, second = worker.submit(_obs()), worker.submit(_obs())
         assert not first.done() and not second.done()  # predict is held at the gate
-        assert worker.answered == 0 and worker.summary().count == 0
+        assert _counts(worker) == (0, 0, 0)
         gate.set()
         chunks = [first.result(timeout=30.0), second.result(timeout=30.0)]
         # counted in the inference thread before each future completed: no wait needed here
-        assert worker.answered == 2 and worker.failed == 0 and worker.summary().count == 2
+        assert _counts(worker) == (2, 0, 2)
     finally:
         gate.set()
         worker.shutdown()
@@ -185,7 +191,7 @@ def test_submit_failure_is_in_the_future_and_counted(io) -> None:
     finally:
         worker.shutdown()
     assert isinstance(exc, PolicyRequestError)
-    assert worker.failed == 1 and worker.answered == 0 and worker.summary().count == 0
+    assert _counts(worker) == (0, 1, 0)
 
 
 def test_submit_after_shutdown_raises_and_counts_a_failure(io) -> None:
@@ -193,7 +199,7 @@ def test_submit_after_shutdown_raises_and_counts_a_failure(io) -> None:
     worker.shutdown()
     with pytest.raises(RuntimeError):
         worker.submit(_obs())
-    assert worker.failed == 1 and worker.answered == 0
+    assert _counts(worker)[:2] == (0, 1)
 
 
 def test_reset_statistics_forgets_warm_up_requests(io) -> None:
@@ -204,8 +210,8 @@ def test_reset_statistics_forgets_warm_up_requests(io) -> None:
     try:
         worker.answer(_obs())
         worker.reset_statistics()
-        assert worker.answered == 0 and worker.failed == 0 and worker.summary().count == 0
+        assert _counts(worker) == (0, 0, 0)
         worker.answer(_obs())
     finally:
         worker.shutdown()
-    assert worker.answered == 1 and worker.summary().count == 1
+    assert _counts(worker) == (1, 0, 1)
