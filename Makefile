@@ -114,23 +114,36 @@ distclean: clean
 
 # The shipped simulated policy from scratch (docs/training.md, "The simulated pick"): scripted
 # demonstrations recorded as rosbag2 bags -> smolvla-convert (batches of 50 bags, one dataset
-# each, as the shipped run did, SIM_JOBS at a time) -> smolvla-train on all of them -> eval on
-# unseen seeds.
+# each, SIM_JOBS at a time) -> smolvla-train on all of them -> intervention recording with that
+# policy (the expert takes over after its misses: sim/intervention.py) -> smolvla-convert ->
+# fine-tuning on all the data (DAgger's aggregation) -> eval on unseen seeds.
 SIM_OUT      ?= runs/sim_lift
 SIM_EPISODES ?= 400
 SIM_JOBS     ?= 2
 SIM_STEPS    ?= 12000
+SIM_DAGGER_EPISODES ?= 200
+SIM_DAGGER_STEPS    ?= 4000
+SIM_CONVERT = xargs -P $(SIM_JOBS) -I{} sh -c '$(abspath $(VENV))/bin/smolvla-convert $$(cat {}) \
+	    --out $$(echo {} | sed s/batch_/dataset_/) --vcodec h264 --no-progress'
+SIM_DATASETS = for d in $(SIM_OUT)/dataset_*; do echo --dataset $$d; done
+SIM_TRAIN_ARGS = --batch-size 32 --train-expert-only false --freeze-vision-encoder false \
+	    --augment --val-episodes $$(($(SIM_EPISODES) - 10))-$$(($(SIM_EPISODES) - 1)) \
+	    --save-every 500 --log-every 50
 .PHONY: train-sim
 train-sim: setup
 	$(VENV)/bin/smolvla-ros sim-record --task lift --episodes $(SIM_EPISODES) --seed-start 0 \
 	    --jobs $(SIM_JOBS) --out $(SIM_OUT)/bags
-	cd $(SIM_OUT) && ls -d bags/seed_* | sort | split -l 50 - batch_ && ls batch_* | \
-	    xargs -P $(SIM_JOBS) -I{} sh -c '$(abspath $(VENV))/bin/smolvla-convert $$(cat {}) \
-	        --out dataset_$$(echo {} | cut -c7-) --vcodec h264 --no-progress'
-	$(VENV)/bin/smolvla-train $$(for d in $(SIM_OUT)/dataset_*; do echo --dataset $$d; done) \
-	    --preset sim_small --out $(SIM_OUT)/train --steps $(SIM_STEPS) --batch-size 32 --lr 3e-4 \
-	    --train-expert-only false --freeze-vision-encoder false --augment \
-	    --val-episodes $$(($(SIM_EPISODES) - 10))-$$(($(SIM_EPISODES) - 1)) \
-	    --save-every 500 --log-every 50
-	$(VENV)/bin/smolvla-ros eval --checkpoint $(SIM_OUT)/train/checkpoints/last/pretrained_model \
+	cd $(SIM_OUT) && ls -d bags/seed_* | sort | split -l 50 - batch_ && ls batch_* | $(SIM_CONVERT)
+	$(VENV)/bin/smolvla-train $$($(SIM_DATASETS)) --preset sim_small --out $(SIM_OUT)/train \
+	    --steps $(SIM_STEPS) --lr 3e-4 $(SIM_TRAIN_ARGS)
+	$(VENV)/bin/smolvla-ros sim-record --task lift --episodes $(SIM_DAGGER_EPISODES) \
+	    --seed-start 1000 --jobs $(SIM_JOBS) --out $(SIM_OUT)/bags_dagger \
+	    --intervene $(SIM_OUT)/train/checkpoints/last/pretrained_model
+	cd $(SIM_OUT) && ls -d bags_dagger/seed_* | sort | split -l 50 - batch_dagger_ && \
+	    ls batch_dagger_* | $(SIM_CONVERT)
+	$(VENV)/bin/smolvla-train $$($(SIM_DATASETS)) --out $(SIM_OUT)/train_dagger \
+	    --init $(SIM_OUT)/train/checkpoints/last/pretrained_model \
+	    --steps $(SIM_DAGGER_STEPS) --lr 1e-4 $(SIM_TRAIN_ARGS)
+	$(VENV)/bin/smolvla-ros eval \
+	    --checkpoint $(SIM_OUT)/train_dagger/checkpoints/last/pretrained_model \
 	    --task lift --episodes 50 --seed-start 5000

@@ -164,7 +164,8 @@ def _run(args: argparse.Namespace, view, policy, config) -> int:
     out.mkdir(parents=True, exist_ok=True)
     world = view.world
     run = run_config(policy, config, view.contract)
-    observe = policy_observer(view) if policy.needs_images else None
+    observe = (policy_observer(view.contract, view.camera_names, view.render)
+               if policy.needs_images else None)
     renderer = CameraRenderer(world.model, args.width, args.height)
     frames: list[np.ndarray] = []
     frame_every = 1.0 / args.video_fps

@@ -76,10 +76,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--image-height', type=int, default=0,
                         help='camera frame height (px; 0: the contract\'s)')
     parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
+    parser.add_argument('--intervene', metavar='CHECKPOINT', default=None,
+                        help='intervention recording (DAgger): this policy directory drives '
+                        'until the expert takes over, and only the takeover is recorded '
+                        '(docs/simulation.md); no scripted disturbance is drawn')
+    parser.add_argument('--takeover-s', default='1,10', metavar='LO,HI',
+                        help='with --intervene: the expert takes over at U(LO, HI) s at the '
+                        'latest')
+    parser.add_argument('--miss-s', type=float, default=0.3,
+                        help='with --intervene: take over once the jaws have held nothing '
+                        'this long (s; 0: only at the drawn time)')
 
 
 def _configs(args: argparse.Namespace):
     from smolvla_ros.core.robot.contract import default_contract_path, load_contract
+    from smolvla_ros.sim.intervention import InterventionConfig
     from smolvla_ros.sim.record import RecordConfig, check_demo_seeds
     from smolvla_ros.sim.variation import VariationConfig
 
@@ -92,17 +103,29 @@ def _configs(args: argparse.Namespace):
         raise ValueError(f'--max-attempts {attempts} is below --episodes {args.episodes}')
     check_demo_seeds(args.seed_start, attempts)
     kinds = tuple(k.strip() for k in args.perturbations.split(',') if k.strip())
+    intervention = None
+    if args.intervene is not None:
+        if not (Path(args.intervene) / 'config.json').is_file():
+            raise ValueError(f'--intervene {args.intervene}: not a policy directory (no '
+                             'config.json)')
+        try:
+            lo, hi = (float(v) for v in args.takeover_s.split(','))
+        except ValueError:
+            raise ValueError(f'--takeover-s must be LO,HI in seconds, got '
+                             f'{args.takeover_s!r}') from None
+        intervention = InterventionConfig(str(args.intervene), (lo, hi), args.miss_s)
     if args.plain:
         variation = VariationConfig(noise_rad=0.0, speed_jitter=0.0, hover_jitter=0.0,
                                     recovery_fraction=0.0, kinds=kinds)
     else:
         variation = VariationConfig(noise_rad=args.noise_rad, speed_jitter=args.speed_jitter,
-                                    recovery_fraction=args.recovery_fraction, kinds=kinds)
+                                    recovery_fraction=0.0 if intervention else
+                                    args.recovery_fraction, kinds=kinds)
     config = RecordConfig(task=args.task, task_text=args.task_text,
                           camera_every=args.camera_every, image_width=args.image_width,
                           image_height=args.image_height, post_success_s=args.post_success_s,
                           timeout_s=args.timeout_s, namespace=args.namespace,
-                          variation=variation)
+                          variation=variation, intervention=intervention)
     contract_path = args.contract or default_contract_path()
     load_contract(contract_path)  # fail here, with the path, not in a worker
     return config, str(contract_path), attempts
@@ -230,7 +253,8 @@ def run(args: argparse.Namespace) -> int:
             elapsed = time.monotonic() - start
             logger.info('seed %d: %s%s, %.2f s simulated, %d frames, %.1f s wall | %d/%d kept, '
                         '%.1f seeds/min', line['seed'],
-                        'success' if line['success'] else 'FAILED',
+                        'success' if line['success'] else
+                        f"skipped: {line['skipped']}" if line.get('skipped') else 'FAILED',
                         f" ({line['perturbation']})" if line.get('perturbation') else '',
                         line['duration_s'], line['camera_frames'], line['wall_s'], ok,
                         args.episodes, 60 * new / max(elapsed, 1e-9))
@@ -251,12 +275,17 @@ def _finish(out: Path, done: dict[int, dict], wanted: int, first: int, attempts:
             shutil.rmtree(out / line['bag'], ignore_errors=True)
     kept = kept[:wanted]
     (out / MANIFEST).write_text(''.join(json.dumps(done[s]) + '\n' for s in sorted(done)))
-    failed = sorted(s for s, ln in done.items() if not ln['success'])
+    failed = sorted(s for s, ln in done.items()
+                    if not ln['success'] and not ln.get('skipped'))
+    skipped = sorted(s for s, ln in done.items() if ln.get('skipped'))
     frames = sum(done[s]['camera_frames'] for s in kept)
     summary = {
         'episodes': len(kept), 'wanted': wanted, 'failures': len(failed),
-        'failed_seeds': failed, 'seeds': [min(done, default=first), max(done, default=first)],
+        'failed_seeds': failed, 'skipped': len(skipped),
+        'seeds': [min(done, default=first), max(done, default=first)],
         'task': args.task, 'perturbed': sum(1 for s in kept if done[s].get('perturbation')),
+        'takeovers': {r: sum(1 for s in kept if done[s].get('takeover') == r)
+                      for r in ('time', 'miss')},
         'simulated_s': round(sum(done[s]['duration_s'] for s in kept), 2),
         'camera_frames': frames, 'wall_s': round(wall, 1), 'jobs': args.jobs,
         'attempts_per_min': round(60 * new / wall, 2) if wall > 0 else None,

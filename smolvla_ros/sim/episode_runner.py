@@ -79,6 +79,24 @@ class RunConfig:
 
 
 @dataclass
+class Handover:
+    """Hand the arm to another policy in the middle of an episode: an operator taking over.
+
+    ``due(world, t)`` is asked at the start of every control tick until it says yes. Then the
+    executor's plan is dropped as the node's ``~/clear`` drops it (ExecutorCore.clear), chunks
+    still in flight are discarded, and ``policy`` answers from that tick on, its frames rendered
+    by ``observe``. Its compute is never counted as latency (an operator's reaction is the
+    runner's ``latency_s``). ``at_s`` records the simulated time of the switch
+    (sim/intervention.py records what follows it).
+    """
+
+    policy: ChunkPolicy
+    due: Callable[[SimWorld, float], bool]
+    observe: Observe | None = None
+    at_s: float | None = None
+
+
+@dataclass
 class EpisodeTrace:
     """Per-tick and per-chunk records for plots (filled when tracing)."""
 
@@ -116,7 +134,8 @@ def run_episode(world: SimWorld, policy: ChunkPolicy, config: RunConfig, seed: i
                 trace: EpisodeTrace | None = None,
                 on_tick: Callable[[SimWorld, float], None] | None = None,
                 on_command: Callable[[int, np.ndarray], None] | None = None,
-                observe: Observe | None = None) -> EpisodeResult:
+                observe: Observe | None = None,
+                handover: Handover | None = None) -> EpisodeResult:
     """Reset the world with `seed` and run `policy` until success, timeout or `max_duration_s`.
 
     `observe(world)` renders the camera frames of each request (None: requests carry no images,
@@ -124,6 +143,7 @@ def run_episode(world: SimWorld, policy: ChunkPolicy, config: RunConfig, seed: i
     step (to render a video).
     `on_command(due_ns, position)` gets every command the executor emits (what the node
     publishes on ``joint_commands``; sim/record.py records it), before `on_tick`.
+    `handover` switches to another policy mid-episode when its ``due`` says so (:class:`Handover`).
     """
     world.reset(seed)
     core = ExecutorCore(ExecutorConfig(
@@ -142,12 +162,18 @@ def run_episode(world: SimWorld, policy: ChunkPolicy, config: RunConfig, seed: i
     compute_ms: list[float] = []
     latency_ms: list[float] = []
     observe_ms: list[float] = []
+    count_inference = config.count_inference
     k = 0
     while True:
         t = k * tick_s
         now = round(t * 1e9) + 1  # > 0: a stamp of 0 means "unset" in ROS
         if t >= limit:
             break
+        if handover is not None and handover.at_s is None and handover.due(world, t):
+            handover.at_s = t
+            pending.clear()
+            core.clear(now)
+            policy, observe, count_inference = handover.policy, handover.observe, False
         while pending and pending[0][0] <= now:
             _, sent, chunk = pending.pop(0)
             outcome = core.on_chunk(chunk, sent, now)
@@ -170,7 +196,7 @@ def run_episode(world: SimWorld, policy: ChunkPolicy, config: RunConfig, seed: i
             chunk = policy.predict(request, world.cube_pose())
             compute_ns = round((time.perf_counter() - wall) * 1e9)
             compute_ms.append(compute_ns / 1e6)
-            delay_ns = latency_ns + (compute_ns if config.count_inference else 0)
+            delay_ns = latency_ns + (compute_ns if count_inference else 0)
             latency_ms.append(delay_ns / 1e6)
             pending.append((now + delay_ns, now, chunk))
         if trace is not None:

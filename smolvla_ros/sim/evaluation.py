@@ -28,7 +28,7 @@ Seeds: demonstrations and any tuning use seeds below 5000; the project's own eva
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 import math
 import os
@@ -180,15 +180,19 @@ class CheckpointEvalPolicy(EvalPolicy):
         self.worker.shutdown()
 
 
-def policy_observer(view: ContractView) -> Callable[[SimWorld], Mapping[str, np.ndarray]]:
-    """Renders each request's frames: contract cameras, resized to the contract's policy size."""
-    contract = view.contract
+def policy_observer(contract: RobotContract, camera_names: Sequence[str],
+                    render: Callable[[str], np.ndarray]
+                    ) -> Callable[[SimWorld], Mapping[str, np.ndarray]]:
+    """Renders each request's frames: contract cameras, resized to the contract's policy size.
 
+    `render(name)` gives one camera's uint8 [H, W, 3] frame of the world being run (a
+    ContractView's ``render``, or sim/record.py's camera rig).
+    """
     def observe(world: SimWorld) -> dict[str, np.ndarray]:
-        del world  # the view renders its own world
+        del world  # `render` knows its world
         frames = {}
-        for name in view.camera_names:
-            rgb = view.render(name)  # [H, W, 3] at the camera's contract size
+        for name in camera_names:
+            rgb = render(name)  # [H, W, 3] at the camera's contract size
             h, w = contract.policy_image_shape(name)
             if rgb.shape[:2] != (h, w):  # as the executor does (nodes/chunk_executor.py)
                 rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)  # [h, w, 3]
@@ -284,7 +288,8 @@ def evaluate(policy: EvalPolicy, view: ContractView, config: EvalConfig,
         raise SimConfigError(f'the world is set up for task {view.task!r}, the evaluation '
                              f'asks for {config.task!r}')
     run = run_config(policy, config, view.contract)
-    observe = policy_observer(view) if policy.needs_images else None
+    observe = (policy_observer(view.contract, view.camera_names, view.render)
+               if policy.needs_images else None)
     if config.video_dir is not None:
         Path(config.video_dir).mkdir(parents=True, exist_ok=True)
     rows: list[EpisodeRow] = []

@@ -24,7 +24,7 @@ dataset unchanged (docs/simulation.md, "Recording demonstrations").
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import math
 from pathlib import Path
 import shutil
@@ -43,8 +43,9 @@ from smolvla_ros.core.robot.units import (
 )
 from smolvla_ros.ros.compressed import encode_jpeg
 from smolvla_ros.sim.cameras import CameraRig, buffer_size, select_cameras
-from smolvla_ros.sim.episode_runner import EpisodeResult, RunConfig, run_episode
+from smolvla_ros.sim.episode_runner import EpisodeResult, Handover, RunConfig, run_episode
 from smolvla_ros.sim.errors import IKError, SimConfigError
+from smolvla_ros.sim.intervention import InterventionConfig, TakeoverRule, draw_takeover_s
 from smolvla_ros.sim.oracle import OraclePolicy
 from smolvla_ros.sim.scene import CAMERA_NAMES, JOINT_NAMES, SceneConfig
 from smolvla_ros.sim.success import TASK_PROMPTS, TASKS, SuccessConfig
@@ -82,6 +83,9 @@ class RecordConfig:
     chunk_threshold: float = 0.5
     namespace: str = ''  # the arm's namespace (topics become /<ns>/joint_states ...)
     variation: VariationConfig = field(default_factory=VariationConfig)
+    # A checkpoint drives until the expert takes over; only the takeover is recorded
+    # (sim/intervention.py). None: the expert drives the whole episode.
+    intervention: InterventionConfig | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -160,22 +164,29 @@ class EpisodeRecording:
     cube_rgba: list[float]
     wall_s: float
     expert_error: str = ''  # why the expert gave up (IKError), if it did
+    takeover_s: float | None = None  # intervention: when the expert took over (recording t=0)
+    takeover: str = ''  # intervention: why ('time' | 'miss')
+    skipped: str = ''  # intervention: why nothing worth keeping was recorded
 
     @property
     def success(self) -> bool:
-        return self.result.success
+        """Worth keeping: the world's success, reached by the expert."""
+        return self.result.success and not self.skipped
 
     def summary(self) -> dict:
         """The episode's manifest line (JSON-ready)."""
         r = self.result
-        return {'seed': self.seed, 'success': r.success,
+        return {'seed': self.seed, 'success': self.success,
                 'completion_s': round(r.completion_s, 3), 'duration_s': round(r.duration_s, 3),
                 'camera_frames': self.camera_frames, 'messages': len(self.messages),
                 'cube_start': [round(v, 4) for v in self.cube_start],
                 'cube_rgba': [round(v, 3) for v in self.cube_rgba],
                 'disturbances': [[round(t, 3), k] for t, k in self.disturbances],
                 **self.variation.summary(), 'wall_s': round(self.wall_s, 3),
-                **({'expert_error': self.expert_error} if self.expert_error else {})}
+                **({'expert_error': self.expert_error} if self.expert_error else {}),
+                **({'takeover_s': round(self.takeover_s, 3), 'takeover': self.takeover}
+                   if self.takeover_s is not None else {}),
+                **({'skipped': self.skipped} if self.skipped else {})}
 
 
 def topic_types(contract: RobotContract, namespace: str = '') -> dict[str, str]:
@@ -223,6 +234,24 @@ class EpisodeRecorder:
         self._state_topic, self._action_topic, self._task_topic, self._event_topic = names[:4]
         self._camera_topics = dict(zip((c.name for c in contract.cameras.values()), names[4:],
                                        strict=True))
+        self.learned = self.observe = None
+        if config.intervention is not None:
+            self._load_learned(config.intervention)
+
+    def _load_learned(self, intervention: InterventionConfig) -> None:
+        """The checkpoint that drives until the takeover, served as ``smolvla-ros eval`` serves
+        it, with its frames rendered from this world at the contract's sizes."""
+        from smolvla_ros.sim.evaluation import CheckpointEvalPolicy, CheckpointSpec, policy_observer
+        cams = self.contract.cameras
+        if any((c.width, c.height) != (cams[c.name].width, cams[c.name].height)
+               for c in self.cameras):
+            raise SimConfigError('intervention recording renders at the contract\'s frame '
+                                 'sizes (the learned policy sees what it was trained on): '
+                                 'leave --image-width/--image-height at 0')
+        self.learned = CheckpointEvalPolicy(
+            CheckpointSpec(intervention.checkpoint, threads=intervention.threads), self.contract)
+        self.observe = policy_observer(self.contract, [c.name for c in self.cameras],
+                                       lambda name: self.rig.render(self.world.data, name))
 
     # -- messages ----------------------------------------------------------------------------
     def _header(self, t_ns: int, frame_id: str = '') -> object:
@@ -260,22 +289,40 @@ class EpisodeRecorder:
 
     # -- episodes ----------------------------------------------------------------------------
     def record(self, seed: int) -> EpisodeRecording:
-        """Run episode `seed` with the expert and keep every message it would have recorded."""
+        """Run episode `seed` with the expert (with an intervention: the checkpoint until the
+        expert takes over) and keep every message the recorder would have recorded."""
         c = self.config
         wall = time.perf_counter()
         variation = draw_variation(seed, c.variation)
         oracle = OraclePolicy(model=self.world.model, expert=variation.expert,
                               scene=self.scene)
-        run = RunConfig(mode='async', latency_s=c.latency_s, chunk_threshold=c.chunk_threshold,
-                        timeout_s=c.timeout_s, hold_s=c.post_success_s)
         w = self.world
         messages: list[tuple[int, str, bytes]] = []
-        tick_s = 1.0 / run.control_hz
         frames = 0
         disturber: Disturber | None = None
+        k0 = 0  # the first recorded control tick (the takeover's, with an intervention)
+        handover = rule = None
+        timeout_s = c.timeout_s
+        if self.learned is not None:
+            rule = TakeoverRule(draw_takeover_s(seed, c.intervention), c.intervention.miss_s,
+                                self.scene.cube_half_size, variation.expert)
+            timeout_s += rule.at_s  # the expert gets its full time after the takeover
+
+            def due(world: SimWorld, t: float) -> bool:
+                nonlocal k0, frames
+                if not rule(world, t):
+                    return False
+                k0, frames = round(t / tick_s), 0
+                messages.clear()  # the policy's part is not a demonstration
+                on_state(k0 * tick_s)  # the state at the takeover, as a reset samples it
+                return True
+            handover = Handover(oracle, due)
+        run = RunConfig(mode='async', latency_s=c.latency_s, chunk_threshold=c.chunk_threshold,
+                        timeout_s=timeout_s, hold_s=c.post_success_s)
+        tick_s = 1.0 / run.control_hz
 
         def on_state(t: float) -> None:
-            t_ns = BAG_ORIGIN_NS + round(t * 1e9)
+            t_ns = BAG_ORIGIN_NS + round((t - k0 * tick_s) * 1e9)
             messages.append((t_ns, self._state_topic, self._joint_state(
                 t_ns, self.quantize(w.joint_positions()), w.joint_velocities(),
                 w.actuator_forces())))
@@ -283,7 +330,7 @@ class EpisodeRecorder:
         def tick_ns(k: int) -> int:
             """Stamp of control tick k, exactly where smolvla-convert's frame grid puts frame
             k (core/observation/alignment.py frame_grid): a frame's action is that tick's."""
-            return BAG_ORIGIN_NS + int(np.rint(k * (1e9 / run.control_hz)))
+            return BAG_ORIGIN_NS + int(np.rint((k - k0) * (1e9 / run.control_hz)))
 
         def on_command(due_ns: int, position: np.ndarray) -> None:
             t_ns = tick_ns(round(due_ns * 1e-9 / tick_s))
@@ -293,7 +340,7 @@ class EpisodeRecorder:
         def on_tick(world: SimWorld, t: float) -> None:
             nonlocal frames
             k = round(t / tick_s)
-            if k % c.camera_every == 0:
+            if (k - k0) % c.camera_every == 0:
                 t_ns = tick_ns(k)
                 for cam in self.cameras:
                     rgb = self.rig.render(world.data, cam.name)
@@ -311,7 +358,13 @@ class EpisodeRecorder:
         messages.clear()
         expert_error = ''
         try:
-            result = run_episode(w, oracle, run, seed, on_tick=on_tick, on_command=on_command)
+            if handover is None:
+                result = run_episode(w, oracle, run, seed, on_tick=on_tick,
+                                     on_command=on_command)
+            else:
+                result = run_episode(w, self.learned, run, seed, on_tick=on_tick,
+                                     on_command=on_command, observe=self.observe,
+                                     handover=handover)
         except IKError as exc:  # the expert cannot reach this cube pose: a failed episode
             expert_error = str(exc)
             result = EpisodeResult(seed=seed, success=False, completion_s=c.timeout_s,
@@ -319,7 +372,16 @@ class EpisodeRecorder:
                                    ticks=0, seam_jump_max=0.0, seam_jump_mean=0.0)
         finally:
             w.on_state = None
-        end_ns = BAG_ORIGIN_NS + round(w.time * 1e9)
+        skipped = ''
+        if handover is not None:
+            if handover.at_s is None:
+                skipped = ('the policy succeeded before the takeover' if result.success
+                           else 'no takeover')
+            else:  # times from the takeover, where the recording starts
+                t0 = k0 * tick_s
+                result = replace(result, completion_s=result.completion_s - t0,
+                                 duration_s=result.duration_s - t0)
+        end_ns = BAG_ORIGIN_NS + round((w.time - k0 * tick_s) * 1e9)
         messages.append((BAG_ORIGIN_NS, self._task_topic, self._string(c.instruction)))
         messages.append((BAG_ORIGIN_NS, self._event_topic, self._string('start')))
         messages.append((end_ns, self._event_topic, self._string('stop')))
@@ -329,9 +391,13 @@ class EpisodeRecorder:
             messages=messages, camera_frames=frames,
             cube_start=[float(v) for v in w.cube_start],
             cube_rgba=[float(v) for v in w.cube_rgba], wall_s=time.perf_counter() - wall,
-            expert_error=expert_error)
+            expert_error=expert_error,
+            takeover_s=None if handover is None else handover.at_s,
+            takeover=rule.reason if rule is not None else '', skipped=skipped)
 
     def close(self) -> None:
+        if self.learned is not None:
+            self.learned.close()
         self.rig.close()
 
 
