@@ -29,12 +29,21 @@ modes share the eager modes' weights). Every row gives:
 * max |actions - fp32 eager's| for the same inputs and noise (random weights: a smoke check;
   accuracy on real weights is in docs/policy.md).
 
+With a LeRobot venv (--lerobot-python PATH or $SMOLVLA_LEROBOT_PYTHON; docs/policy.md, "The
+LeRobot column") the table gains a `lerobot-fp32` row: LeRobot 0.6.1's own SmolVLAPolicy built at
+the same geometry from a stand-in SmolVLM directory (bench/_lerobot_column.py), in its own process
+(bench/_lerobot_child.py), timed by `predict_action_chunk` on the same inputs and noise, one
+LeRobot chunk after each round of our modes; its floor uses its own torch's GEMM rate and its
+memory is measured in that process as for ours. `vs LeRobot` = LeRobot's p50 / the mode's p50.
+
     python bench/policy_latency.py                        # CPU, 2 cameras, the four modes
     python bench/policy_latency.py --device cuda --modes fp32 bf16 compiled-bf16 --iters 30
+    python bench/policy_latency.py --lerobot-python /path/to/lerobot_venv/bin/python
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import os
@@ -48,6 +57,8 @@ import time
 from typing import Any
 
 from _machine import cpu_model
+
+LEROBOT_MODE = 'lerobot-fp32'
 
 RESULTS = Path(__file__).resolve().parent / 'results' / 'policy_latency.json'
 IMAGE_SHAPE = (3, 480, 640)  # a typical camera frame; resized with padding to 512x512
@@ -195,9 +206,23 @@ def run_memory_child(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_child(spec: dict[str, Any]) -> dict[str, Any]:
+    torch, device, fp32, batch, noise = setup(spec)
+    peer: Any = contextlib.nullcontext()
+    if spec.get('lerobot'):
+        from _lerobot_column import StartedPeer
+
+        peer = StartedPeer(spec['lerobot'], fp32.config, {**batch, 'noise': noise},
+                           spec['threads'], spec['device'])
+    with peer as opened:
+        return run_modes(spec, torch, device, fp32, batch, noise, opened)
+
+
+def run_modes(spec: dict[str, Any], torch: Any, device: Any, fp32: Any, batch: dict[str, Any],
+              noise: Any, peer: Any) -> dict[str, Any]:
+    """Every mode of spec['modes'] (and LeRobot's chunk through `peer`, when given), alternating
+    chunk by chunk; one result row per mode."""
     from smolvla_ros.policy.precision import is_native
 
-    torch, device, fp32, batch, noise = setup(spec)
     config = fp32.config
     length = config.tokenizer_max_length
     eager = {'float32': fp32}
@@ -268,13 +293,23 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
         else:
             for _ in range(spec['warmup'] - 1):
                 timed(mode)
-    while any(len(times[m]) < wanted[m] for m in spec['modes']):
+    lerobot = lerobot_warmup(peer, fp32, spec, log) if peer is not None else None
+
+    def lerobot_wanted() -> bool:
+        return lerobot is not None and len(lerobot['times']) < spec['iters']
+
+    while any(len(times[m]) < wanted[m] for m in spec['modes']) or lerobot_wanted():
         for mode in spec['modes']:  # alternate, with the GEMM rates measured between
             if len(times[mode]) < wanted[mode]:
                 times[mode].append(timed(mode))
                 log(f'{mode}: {times[mode][-1]:.0f} ms')
+        if lerobot is not None and lerobot_wanted():
+            lerobot['times'].append(lerobot_chunk(peer, fp32.config))
+            log(f'{LEROBOT_MODE}: {lerobot["times"][-1]:.0f} ms')
         for dtype in gemm_rates:
             gemm_rates[dtype].append(gemm_rate(dtype))
+        if lerobot is not None:
+            lerobot['gemm'].append(peer.request('gemm')['gflops'])
 
     for dtype in gemm_rates:  # at least one round, even when every mode is done already
         if not gemm_rates[dtype]:
@@ -304,9 +339,74 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
             'max_abs_diff_vs_fp32': diffs.get(mode, 0.0),
             'native_dtype': mode not in emulated,
         })
-    return {'rows': rows, 'prefix_tokens': spec['cameras'] * 64 + length + 1,
-            'params': sum(p.numel() for p in fp32.parameters()),
-            'threads': torch.get_num_threads(), 'load_avg': os.getloadavg()}
+    if lerobot is not None:
+        rows.append(lerobot_row(lerobot, flops[True], spec))
+    result = {'rows': rows, 'prefix_tokens': spec['cameras'] * 64 + length + 1,
+              'params': sum(p.numel() for p in fp32.parameters()),
+              'threads': torch.get_num_threads(), 'load_avg': os.getloadavg()}
+    if lerobot is not None:
+        result['lerobot'] = peer.ready
+    return result
+
+
+def lerobot_chunk(peer: Any, config: Any) -> float:
+    """One LeRobot chunk, checked like ours (finite, chunk_size x action dim); its ms."""
+    reply = peer.request('chunk')
+    if not reply['finite'] or reply['shape'] != [1, config.chunk_size, 6]:
+        raise SystemExit(f'{LEROBOT_MODE}: bad output {reply["shape"]} (finite: '
+                         f'{reply["finite"]})')
+    return float(reply['ms'])
+
+
+def lerobot_warmup(peer: Any, fp32: Any, spec: dict[str, Any], log: Any) -> dict[str, Any]:
+    """Check LeRobot built our geometry (parameter count), count its FLOPs, run its warm-up
+    chunks and measure its memory (reset after the warm-up, over one chunk: as our memory
+    processes do); the dict the timing loop fills."""
+    ready = peer.ready
+    ours = sum(p.numel() for p in fp32.parameters())
+    if ready['params'] != ours:
+        raise SystemExit(f'{LEROBOT_MODE}: LeRobot built {ready["params"]:,} parameters from the '
+                         f'stand-in, ours {ours:,}: not the same geometry')
+    log(f'{LEROBOT_MODE}: lerobot {ready["lerobot"]}, torch {ready["torch"]}, Python '
+        f'{ready["python"]}, {ready["params"]:,} parameters ({ready["dtype"]}), '
+        f'{ready["threads"]} threads')
+    flops = peer.request('flops')
+    log(f'{LEROBOT_MODE}: {flops["total"] / 1e9:.0f} GFLOP per chunk (counted in LeRobot)')
+    first = lerobot_chunk(peer, fp32.config)
+    log(f'{LEROBOT_MODE}: first chunk {first / 1e3:.1f} s')
+    for _ in range(spec['warmup'] - 1):
+        lerobot_chunk(peer, fp32.config)
+    memory = peer.request('memory')
+    log(f'{LEROBOT_MODE}: peak {memory["peak_mib"]:.0f} MiB')
+    return {'ready': ready, 'flops': flops, 'first_ms': first, 'memory': memory,
+            'times': [], 'gemm': []}
+
+
+def lerobot_row(lerobot: dict[str, Any], flops: dict[str, int],
+                spec: dict[str, Any]) -> dict[str, Any]:
+    """The LeRobot row: our FLOP count (the same matrix products; LeRobot's own count is kept
+    beside it), its own torch's GEMM rate for the floor."""
+    ts = lerobot['times']
+    p50 = percentile(ts, 50)
+    gemm = statistics.median(lerobot['gemm'])
+    total = flops['total']
+    floor_ms = total / (gemm * 1e9) * 1e3
+    ready = lerobot['ready']
+    return {
+        'mode': LEROBOT_MODE, 'dtype': 'float32', 'compiled': False, 'use_cache': True,
+        'cameras': spec['cameras'], 'iters': len(ts), 'first_ms': lerobot['first_ms'],
+        'p50_ms': p50, 'p95_ms': percentile(ts, 95), 'min_ms': min(ts),
+        'mean_ms': statistics.fmean(ts), 'times_ms': ts, 'gflop': total / 1e9,
+        'vision_gflop': flops['vision'] / 1e9,
+        'lerobot_gflop': lerobot['flops']['total'] / 1e9,
+        'lerobot_vision_gflop': lerobot['flops']['vision'] / 1e9,
+        'achieved_gflops': total / 1e9 / (p50 / 1e3), 'gemm_gflops': gemm,
+        'gemm_gflops_samples': lerobot['gemm'], 'floor_ms': floor_ms, 'of_floor': floor_ms / p50,
+        'weights_mib': ready['weights_mib'], 'peak_mib': lerobot['memory']['peak_mib'],
+        'inference_mib': lerobot['memory']['inference_mib'], 'max_abs_diff_vs_fp32': None,
+        'native_dtype': True, 'lerobot': ready['lerobot'], 'torch': ready['torch'],
+        'python': ready['python'], 'threads': ready['threads'],
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -318,15 +418,35 @@ def run_config(args: argparse.Namespace, cameras: int) -> dict[str, Any]:
     spec = {'device': args.device, 'modes': args.modes, 'compile_mode': args.compile_mode,
             'preset': args.preset,
             'cameras': cameras, 'num_steps': args.num_steps, 'threads': args.threads,
-            'warmup': args.warmup, 'iters': args.iters, 'emulated_iters': args.emulated_iters}
+            'warmup': args.warmup, 'iters': args.iters, 'emulated_iters': args.emulated_iters,
+            'lerobot': args.lerobot_python}
     result = child(spec)
     if not args.no_memory:
         for row in result['rows']:  # memory: one process per mode, holding only that mode
+            if row['mode'] == LEROBOT_MODE:  # measured in LeRobot's own process
+                continue
             memory = child({**spec, 'mode': row['mode']}, memory=True)
             row.update(peak_mib=memory['peak_mib'], inference_mib=memory['inference_mib'])
             print(f'    [{cameras} cams] {row["mode"]}: peak {memory["peak_mib"]:.0f} MiB',
                   file=sys.stderr, flush=True)
     return result
+
+
+def lerobot_column(args: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
+    """(the LeRobot interpreter's versions, '') when the column can run, else (None, why not);
+    sets args.lerobot_python to the interpreter found ($SMOLVLA_LEROBOT_PYTHON included)."""
+    from _lerobot_column import LeRobotUnavailable, probe, resolve_python
+
+    if args.no_lerobot:
+        args.lerobot_python = None
+        return None, 'turned off by --no-lerobot'
+    try:
+        python, _ = resolve_python(args.lerobot_python)
+        info = probe(python)
+    except LeRobotUnavailable as exc:
+        return None, str(exc)
+    args.lerobot_python = python
+    return info, ''
 
 
 def child(spec: dict[str, Any], memory: bool = False) -> dict[str, Any]:
@@ -358,6 +478,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--out', type=Path, default=RESULTS)
     parser.add_argument('--no-memory', action='store_true',
                         help='skip the per-mode memory processes')
+    parser.add_argument('--lerobot-python', default=None, metavar='PATH',
+                        help='Python of a LeRobot 0.6.1 venv: adds the lerobot-fp32 row '
+                        '(default $SMOLVLA_LEROBOT_PYTHON; without either the row is skipped)')
+    parser.add_argument('--no-lerobot', action='store_true',
+                        help='skip the LeRobot row even when $SMOLVLA_LEROBOT_PYTHON is set')
     parser.add_argument('--child', help=argparse.SUPPRESS)
     parser.add_argument('--memory-child', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -369,6 +494,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     cpu = args.device == 'cpu'
     args.iters = args.iters or (3 if cpu else 30)
+    lerobot_info, lerobot_note = lerobot_column(args)
+    if lerobot_info is None:
+        if args.lerobot_python:  # asked for by the flag: an error, not a silent skip
+            print(f'policy_latency: {lerobot_note}', file=sys.stderr)
+            return 2
+        args.lerobot_python = None
     args.warmup = max(1, args.warmup if args.warmup is not None else (1 if cpu else 5))
 
     import torch
@@ -393,6 +524,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f'machine: {machine["nproc"]} cores, {machine["cpu"]}, torch {machine["torch"]}, '
           f'native bf16: {machine["bf16_flags"] or "no"}'
           + (f', {machine.get("gpu")}' if 'gpu' in machine else ''))
+    if lerobot_info is not None:
+        machine['lerobot'] = lerobot_info
+        print(f'LeRobot column: lerobot {lerobot_info["lerobot"]}, torch {lerobot_info["torch"]}, '
+              f'transformers {lerobot_info["transformers"]}, Python {lerobot_info["python"]} '
+              f'({args.lerobot_python}); its own process, one chunk after each round of ours')
+    else:
+        machine['lerobot_skipped'] = lerobot_note
+        print(f'LeRobot column skipped: {lerobot_note}')
     print(f'iterations: {args.iters} per mode, alternating, after {args.warmup} warm-up each; '
           f'load average at start {os.getloadavg()[0]:.1f}', flush=True)
     results = []
@@ -406,13 +545,17 @@ def main(argv: list[str] | None = None) -> int:
     header = (f'{"cams":>4} {"mode":>14} {"p50 ms":>8} {"p95 ms":>8} {"min ms":>8} '
               f'{"1st s":>6} {"GFLOP":>6} {"GFLOP/s":>7} {"GEMM":>6} {"floor":>7} {"of":>5} '
               f'{"wts MiB":>7} {"peak MiB":>8} {"+inf MiB":>8} {"vs fp32":>8} '
-              f'{"vs fp32 p50":>11}')
+              f'{"vs fp32 p50":>11}' + (f' {"vs LeRobot":>10}' if lerobot_info else ''))
     print(header)
     print('-' * len(header))
     for result in results:
         fp32 = next((r for r in result['rows'] if r['mode'] == 'fp32'), None)
+        lerobot = next((r for r in result['rows'] if r['mode'] == LEROBOT_MODE), None)
         for r in result['rows']:
             speed = f'{fp32["p50_ms"] / r["p50_ms"]:.2f}x' if fp32 else ''
+            versus = f' {lerobot["p50_ms"] / r["p50_ms"]:>9.2f}x' if lerobot else ''
+            diff = r['max_abs_diff_vs_fp32']
+            diff_text = f'{diff:>8.4f}' if diff is not None else f'{"-":>8}'
             label = r['mode'] + ('' if r['native_dtype'] else '*')
             print(f'{r["cameras"]:>4} {label:>14} {r["p50_ms"]:>8.0f} {r["p95_ms"]:>8.0f} '
                   f'{r["min_ms"]:>8.0f} {r["first_ms"] / 1e3:>6.1f} {r["gflop"]:>6.0f} '
@@ -420,16 +563,23 @@ def main(argv: list[str] | None = None) -> int:
                   f'{r["floor_ms"]:>7.0f} {r["of_floor"]:>5.0%} {r["weights_mib"]:>7.0f} '
                   f'{r.get("peak_mib", float("nan")):>8.0f} '
                   f'{r.get("inference_mib", float("nan")):>8.0f} '
-                  f'{r["max_abs_diff_vs_fp32"]:>8.4f} {speed:>11}')
+                  f'{diff_text} {speed:>11}{versus}')
         vision = result['rows'][0]['vision_gflop']
         print(f'     {result["prefix_tokens"]} prefix tokens, vision tower {vision:.0f} GFLOP '
               f'of {result["rows"][0]["gflop"]:.0f} (cached path), {result["threads"]} threads')
+        if lerobot:
+            print(f'     {LEROBOT_MODE}: lerobot {lerobot["lerobot"]} on torch {lerobot["torch"]} '
+                  f'(ours: torch {machine["torch"]}), {lerobot["threads"]} threads, '
+                  f'{lerobot["lerobot_gflop"]:.0f} GFLOP counted in LeRobot; vs LeRobot = its '
+                  'p50 / the mode\'s p50')
     print('GFLOP/s = GFLOP / p50; GEMM = the 1024^3 matmul rate in the mode\'s dtype (median of '
           'the rounds); floor = GFLOP / GEMM; of = floor / p50; peak MiB = RSS high-water mark of '
           'a process serving only that mode (CUDA: allocated), +inf = peak - RSS once built; '
           'vs fp32 = max |actions - fp32 '
           'eager| (random weights); * a dtype this device only emulates '
-          f'({args.emulated_iters} timed chunk)')
+          f'({args.emulated_iters} timed chunk)' + ('; lerobot-fp32: LeRobot\'s own policy '
+          '(other random weights: no action difference), its memory in its own process, its '
+          'GEMM rate with its torch' if lerobot_info else ''))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({'benchmark': 'policy_latency', 'machine': machine,
                                     'preset': args.preset, 'num_steps': args.num_steps,
