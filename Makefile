@@ -27,6 +27,7 @@ help:
 	@echo "make bench     run the benchmarks in bench/ and print their tables"
 	@echo "make lint      ruff"
 	@echo "make train-sim record demonstrations in the sim, convert, train the shipped sim policy (~1.5 h on 2 cores)"
+	@echo "make lerobot-venv  LeRobot $(LEROBOT_VERSION) in its own venv $(LEROBOT_VENV) (LEROBOT_PYTHON=python3.12 or newer): the LeRobot column of bench/policy_latency.py"
 
 setup: $(STAMP)
 
@@ -105,6 +106,27 @@ demo: setup
 
 bench: setup
 	$(PY) -m smolvla_ros.cli bench all
+
+# LeRobot in a venv of its own, outside the repository, for the LeRobot column of
+# bench/policy_latency.py (docs/policy.md, "The LeRobot column"). lerobot 0.6.1 needs Python >= 3.12
+# and pins its own torch, so it never goes into .venv; never part of `make test`.
+# LEROBOT_TORCH_SPEC installs torch first, e.g. a CPU build:
+# `make lerobot-venv LEROBOT_TORCH_SPEC='torch --index-url https://download.pytorch.org/whl/cpu'`.
+LEROBOT_PYTHON     ?= python3.12
+LEROBOT_VENV       ?= ../lerobot_venv
+LEROBOT_VERSION    ?= 0.6.1
+LEROBOT_TORCH_SPEC ?=
+.PHONY: lerobot-venv
+lerobot-venv:
+	@$(LEROBOT_PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null || { \
+	  echo "lerobot-venv: $(LEROBOT_PYTHON) is missing or older than Python 3.12 (make lerobot-venv LEROBOT_PYTHON=/path/to/python3.12)"; \
+	  exit 2; }
+	$(LEROBOT_PYTHON) -m venv $(LEROBOT_VENV)
+	$(LEROBOT_VENV)/bin/python -m pip install -q --upgrade pip
+	$(if $(LEROBOT_TORCH_SPEC),$(LEROBOT_VENV)/bin/python -m pip install -q $(LEROBOT_TORCH_SPEC))
+	$(LEROBOT_VENV)/bin/python -m pip install -q "lerobot[smolvla]==$(LEROBOT_VERSION)"
+	$(LEROBOT_VENV)/bin/python -c "import lerobot.policies.smolvla.modeling_smolvla"
+	@echo "lerobot-venv done: $(VENV)/bin/python bench/policy_latency.py --lerobot-python $(LEROBOT_VENV)/bin/python"
 
 clean:
 	rm -rf build install log demo_out .pytest_cache
