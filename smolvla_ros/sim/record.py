@@ -379,8 +379,8 @@ class EpisodeRecorder:
                            else 'no takeover')
             else:  # times from the takeover, where the recording starts
                 t0 = k0 * tick_s
-                result = replace(result, completion_s=result.completion_s - t0,
-                                 duration_s=result.duration_s - t0)
+                result = replace(result, completion_s=max(0.0, result.completion_s - t0),
+                                 duration_s=max(0.0, result.duration_s - t0))
         end_ns = BAG_ORIGIN_NS + round((w.time - k0 * tick_s) * 1e9)
         messages.append((BAG_ORIGIN_NS, self._task_topic, self._string(c.instruction)))
         messages.append((BAG_ORIGIN_NS, self._event_topic, self._string('start')))
