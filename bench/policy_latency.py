@@ -34,7 +34,9 @@ LeRobot column") the table gains a `lerobot-fp32` row: LeRobot 0.6.1's own SmolV
 the same geometry from a stand-in SmolVLM directory (bench/_lerobot_column.py), in its own process
 (bench/_lerobot_child.py), timed by `predict_action_chunk` on the same inputs and noise, one
 LeRobot chunk after each round of our modes; its floor uses its own torch's GEMM rate and its
-memory is measured in that process as for ours. `vs LeRobot` = LeRobot's p50 / the mode's p50.
+memory is measured in that process as for ours. `vs LeRobot` = LeRobot's p50 / the mode's p50;
+`paired` = the median over the rounds of LeRobot's chunk / the mode's chunk in the same round
+(load that comes and goes within a run cancels out of each pair).
 
     python bench/policy_latency.py                        # CPU, 2 cameras, the four modes
     python bench/policy_latency.py --device cuda --modes fp32 bf16 compiled-bf16 --iters 30
@@ -82,6 +84,14 @@ def percentile(values: list[float], q: float) -> float:
     lo = int(pos)
     hi = min(lo + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def paired_speedup(reference: list[float], times: list[float]) -> float | None:
+    """Median over rounds of reference[i] / times[i] (round i of both: chunks that ran back to
+    back, under the same load); None unless both ran every round."""
+    if not times or len(reference) != len(times):
+        return None
+    return statistics.median(ref / t for ref, t in zip(reference, times, strict=True))
 
 
 def reset_peak_rss() -> bool:
@@ -545,7 +555,8 @@ def main(argv: list[str] | None = None) -> int:
     header = (f'{"cams":>4} {"mode":>14} {"p50 ms":>8} {"p95 ms":>8} {"min ms":>8} '
               f'{"1st s":>6} {"GFLOP":>6} {"GFLOP/s":>7} {"GEMM":>6} {"floor":>7} {"of":>5} '
               f'{"wts MiB":>7} {"peak MiB":>8} {"+inf MiB":>8} {"vs fp32":>8} '
-              f'{"vs fp32 p50":>11}' + (f' {"vs LeRobot":>10}' if lerobot_info else ''))
+              f'{"vs fp32 p50":>11}'
+              + (f' {"vs LeRobot":>10} {"paired":>6}' if lerobot_info else ''))
     print(header)
     print('-' * len(header))
     for result in results:
@@ -553,7 +564,13 @@ def main(argv: list[str] | None = None) -> int:
         lerobot = next((r for r in result['rows'] if r['mode'] == LEROBOT_MODE), None)
         for r in result['rows']:
             speed = f'{fp32["p50_ms"] / r["p50_ms"]:.2f}x' if fp32 else ''
-            versus = f' {lerobot["p50_ms"] / r["p50_ms"]:>9.2f}x' if lerobot else ''
+            versus = ''
+            if lerobot:
+                r['vs_lerobot_p50'] = lerobot['p50_ms'] / r['p50_ms']
+                r['vs_lerobot_paired'] = paired_speedup(lerobot['times_ms'], r['times_ms'])
+                paired = r['vs_lerobot_paired']
+                versus = (f' {r["vs_lerobot_p50"]:>9.2f}x '
+                          + (f'{paired:>5.2f}x' if paired is not None else f'{"-":>6}'))
             diff = r['max_abs_diff_vs_fp32']
             diff_text = f'{diff:>8.4f}' if diff is not None else f'{"-":>8}'
             label = r['mode'] + ('' if r['native_dtype'] else '*')
@@ -571,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f'     {LEROBOT_MODE}: lerobot {lerobot["lerobot"]} on torch {lerobot["torch"]} '
                   f'(ours: torch {machine["torch"]}), {lerobot["threads"]} threads, '
                   f'{lerobot["lerobot_gflop"]:.0f} GFLOP counted in LeRobot; vs LeRobot = its '
-                  'p50 / the mode\'s p50')
+                  'p50 / the mode\'s p50; paired = median over rounds of its chunk / the mode\'s')
     print('GFLOP/s = GFLOP / p50; GEMM = the 1024^3 matmul rate in the mode\'s dtype (median of '
           'the rounds); floor = GFLOP / GEMM; of = floor / p50; peak MiB = RSS high-water mark of '
           'a process serving only that mode (CUDA: allocated), +inf = peak - RSS once built; '

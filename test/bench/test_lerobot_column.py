@@ -134,3 +134,11 @@ def test_the_standin_holds_our_geometry_and_a_tokenizer(tmp_path: Path) -> None:
     assert vlm_config['model_type'] == 'smolvlm'
     assert vlm_config['text_config']['hidden_size'] == expected.text_config.hidden_size
     assert vlm_config['vision_config']['image_size'] == expected.vision_config.image_size
+
+
+def test_paired_speedup_is_the_median_of_same_round_ratios() -> None:
+    lerobot = [5000.0, 50000.0, 6000.0]  # round 2 ran under a burst of load, for both
+    ours = [2500.0, 20000.0, 2000.0]
+    assert policy_latency.paired_speedup(lerobot, ours) == 2.5
+    assert policy_latency.paired_speedup(lerobot, [34000.0]) is None  # one chunk: no pairs
+    assert policy_latency.paired_speedup(lerobot, []) is None
