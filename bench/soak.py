@@ -68,6 +68,7 @@ from _machine import machine
 
 from smolvla_ros.bringup.processes import isolated_ros_env, random_domain_id, stop, up_command
 from smolvla_ros.bringup.watcher import StackWatcher
+from smolvla_ros.hardware.feetech.protocol import PacketParser
 from smolvla_ros.hardware.feetech.tables import BROADCAST_ID, INST_SYNC_READ, INST_SYNC_WRITE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,40 +80,6 @@ MIB = 1024.0
 
 
 # -- the fault proxy (its own process) -------------------------------------------------------
-
-class _Framer:
-    """Splits the servos' byte stream into status packets (FF FF ID LEN ERR PARAMS CHK)."""
-
-    def __init__(self) -> None:
-        self.buf = bytearray()
-
-    def feed(self, data: bytes) -> list[bytes]:
-        """Complete packets, and any bytes that are not a packet as one-element chunks."""
-        self.buf += data
-        out: list[bytes] = []
-        buf = self.buf
-        while True:
-            start = buf.find(b'\xff\xff')
-            if start < 0:
-                keep = 1 if buf.endswith(b'\xff') else 0
-                if len(buf) > keep:
-                    out.append(bytes(buf[:len(buf) - keep]))
-                    del buf[:len(buf) - keep]
-                return out
-            if start:
-                out.append(bytes(buf[:start]))
-                del buf[:start]
-            while len(buf) > 2 and buf[2] == 0xFF:
-                out.append(bytes(buf[:1]))
-                del buf[0]
-            if len(buf) < 4:
-                return out
-            total = buf[3] + 4
-            if len(buf) < total:
-                return out
-            out.append(bytes(buf[:total]))
-            del buf[:total]
-
 
 def _write_all(fd: int, data: bytes) -> int:
     """Write to a non-blocking fd; bytes that do not fit are lost (a full line). Returns lost."""
@@ -226,7 +193,7 @@ def proxy_main(argv: list[str]) -> int:
         os.replace(part, state)
 
     up = -1
-    replies, host = _Framer(), _Framer()
+    replies, host = PacketParser(), PacketParser()
     next_save = 0.0
     while not stop['now']:
         if up < 0:
@@ -234,7 +201,7 @@ def proxy_main(argv: list[str]) -> int:
                 up = os.open(args.upstream, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
                 tty.setraw(up)
                 stats['upstream_opens'] += 1
-                replies = _Framer()
+                replies = PacketParser()
                 if not link.is_symlink():
                     plug()
             except OSError:
@@ -249,10 +216,10 @@ def proxy_main(argv: list[str]) -> int:
             except OSError:
                 data = b''
             now = time.monotonic()
-            for chunk in host.feed(data):
-                if len(chunk) >= 6 and chunk.startswith(b'\xff\xff'):
+            for piece in host.split(data):
+                if piece.is_packet:
                     stats['requests'] += 1
-                    requests.new(chunk, now)
+                    requests.new(piece.data, now)
             if data and up >= 0:
                 stats['lost_bytes'] += _write_all(up, data)
         if up >= 0 and up in readable:
@@ -265,8 +232,9 @@ def proxy_main(argv: list[str]) -> int:
                 data = b''
             now = time.monotonic()
             out = bytearray()
-            for chunk in replies.feed(data):
-                if len(chunk) >= 6 and chunk.startswith(b'\xff\xff'):
+            for piece in replies.split(data):
+                chunk = piece.data
+                if piece.is_packet:
                     stats['replies'] += 1
                     requests.reply(now)
                     r = rng.random()

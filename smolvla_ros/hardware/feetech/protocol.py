@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from smolvla_ros.hardware.feetech.errors import ProtocolError
 from smolvla_ros.hardware.feetech.tables import (
@@ -107,11 +108,20 @@ def decode_packet(data: bytes) -> Packet:
     return Packet(data[2], data[4], bytes(data[5:-1]))
 
 
+class Piece(NamedTuple):
+    """A run of a byte stream as `PacketParser.split` cuts it."""
+
+    data: bytes
+    is_packet: bool  # a complete, checksum-valid packet; False: bytes skipped as noise
+
+
 class PacketParser:
     """Incremental parser for a byte stream (what a servo sees on its half of the bus).
 
     Bytes are fed as they arrive; complete, checksum-valid packets come out. Garbage before a header
     and packets with a bad checksum are skipped and counted, the way a servo ignores line noise.
+    `feed` decodes the packets (the emulator); `split` hands back every byte, cut at packet
+    boundaries (a proxy that forwards the stream and acts on whole packets, bench/soak.py).
     """
 
     def __init__(self) -> None:
@@ -120,30 +130,45 @@ class PacketParser:
         self.skipped_bytes = 0
 
     def feed(self, data: bytes) -> list[Packet]:
+        return [Packet(p.data[2], p.data[4], p.data[5:-1])
+                for p in self.split(data) if p.is_packet]
+
+    def split(self, data: bytes) -> list[Piece]:
+        """Every byte fed so far comes out once, in order, as packets and skipped runs.
+
+        Bytes that may still start or complete a packet are held back (`pending`) until the
+        bytes that decide arrive.
+        """
         self._buf += data
-        packets: list[Packet] = []
+        pieces: list[Piece] = []
         buf = self._buf
+
+        def skip(n: int) -> None:
+            self.skipped_bytes += n
+            if pieces and not pieces[-1].is_packet:
+                pieces[-1] = Piece(pieces[-1].data + bytes(buf[:n]), False)
+            else:
+                pieces.append(Piece(bytes(buf[:n]), False))
+            del buf[:n]
+
         while True:
             start = buf.find(b'\xff\xff')
             if start < 0:
                 # Keep a trailing 0xFF: it may be the first half of the next header.
                 keep = 1 if buf.endswith(b'\xff') else 0
-                self.skipped_bytes += len(buf) - keep
-                del buf[:len(buf) - keep]
+                if len(buf) > keep:
+                    skip(len(buf) - keep)
                 break
             if start:
-                self.skipped_bytes += start
-                del buf[:start]
+                skip(start)
             # A run of FF: the packet starts at the last pair (ID is never 0xFF).
             while len(buf) > 2 and buf[2] == 0xFF:
-                del buf[0]
-                self.skipped_bytes += 1
+                skip(1)
             if len(buf) < 4:
                 break
             length = buf[3]
             if length < 2 or length + 4 > MAX_PACKET_LEN:
-                del buf[:2]
-                self.skipped_bytes += 2
+                skip(2)
                 continue
             total = length + 4
             if len(buf) < total:
@@ -151,12 +176,11 @@ class PacketParser:
             frame = bytes(buf[:total])
             if checksum(frame[2:-1]) != frame[-1]:
                 self.bad_checksums += 1
-                del buf[:2]
-                self.skipped_bytes += 2
+                skip(2)
                 continue
             del buf[:total]
-            packets.append(Packet(frame[2], frame[4], frame[5:-1]))
-        return packets
+            pieces.append(Piece(frame, True))
+        return pieces
 
     def pending(self) -> int:
         """Bytes held waiting for the rest of a packet."""

@@ -83,6 +83,26 @@ def test_parser_handles_split_noise_and_bad_checksums() -> None:
     assert parser.pending() == 0
 
 
+def test_split_returns_every_byte_cut_at_packet_boundaries() -> None:
+    """What a forwarding proxy needs (bench/soak.py): nothing lost, packets whole."""
+    bad = ping_packet(3)[:-1] + b'\x00'
+    stream = (b'\x00\x13' + ping_packet(1) + b'\xff' + status_packet(2, 0, b'\x07\x08')
+              + bad + ping_packet(4) + b'\xff\xff')
+    parser = PacketParser()
+    pieces = []
+    for i in range(0, len(stream), 3):  # arrive in small pieces
+        pieces += parser.split(stream[i:i + 3])
+    assert b''.join(p.data for p in pieces) + b'\xff\xff' == stream
+    assert parser.pending() == 2  # a header whose packet has not come yet
+    packets = [p.data for p in pieces if p.is_packet]
+    assert packets == [ping_packet(1), status_packet(2, 0, b'\x07\x08'), ping_packet(4)]
+    skipped = [p.data for p in pieces if not p.is_packet]
+    assert skipped == [b'\x00\x13', b'\xff', bad]  # one run each; the bad packet as noise
+    assert parser.bad_checksums == 1
+    assert parser.skipped_bytes == sum(len(s) for s in skipped)
+    assert decode_packet(packets[1]) == Packet(2, 0, b'\x07\x08')
+
+
 def test_minimum_byte_counts() -> None:
     # 6-servo sync read of 2 bytes: request 8 + 6 = 14, replies 6 x (6 + 2) = 48.
     assert sync_read_bytes(6, 2) == (14, 48)
