@@ -35,18 +35,15 @@ import sys
 
 import numpy as np
 
+from smolvla_ros.cli.sim_options import add_policy_arguments
+
 logger = logging.getLogger(__name__)
 
 ORACLE_LATENCY_MS = 300.0  # the oracle's default injected latency (its compute is ~1 ms)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument('--checkpoint', metavar='DIR',
-                       help='SmolVLA checkpoint directory (LeRobot layout) or the name of a '
-                       'shipped policy; default: the shipped default policy')
-    which.add_argument('--oracle', action='store_true',
-                       help='run the scripted expert (privileged cube pose) instead of a policy')
+    add_policy_arguments(parser)
     parser.add_argument('--duration', type=float, default=20.0,
                         help='simulated seconds to run (episodes back to back)')
     parser.add_argument('--episode-timeout', type=float, default=10.0,

@@ -17,6 +17,11 @@ import logging
 from pathlib import Path
 import sys
 
+from smolvla_ros.cli.sim_options import (
+    add_contract_argument,
+    add_policy_arguments,
+    add_task_arguments,
+)
 from smolvla_ros.paths import DefaultPolicyMissingError, checkpoint_or_default
 
 logger = logging.getLogger('smolvla_ros.eval')
@@ -26,12 +31,8 @@ HEADER = (f"{'#':>4} {'seed':>6} {'result':>7} {'time_s':>7} {'chunks':>6} {'req
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument('--checkpoint', help='SmolVLA checkpoint directory (LeRobot layout) or '
-                       'the name of a shipped policy; default: the shipped default policy')
-    which.add_argument('--oracle', action='store_true',
-                       help='the scripted expert with the privileged cube pose instead')
-    parser.add_argument('--task', choices=('lift', 'bowl'), default='lift')
+    add_policy_arguments(parser)
+    add_task_arguments(parser)
     parser.add_argument('--episodes', type=int, default=10)
     parser.add_argument('--seed-start', type=int, default=5000,
                         help='first seed (the evaluation range is 5000-5999)')
@@ -42,9 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='simulated seconds before an episode counts as failed')
     parser.add_argument('--video', metavar='DIR', help='write episode_<seed>.mp4 (front | wrist)')
     parser.add_argument('--video-fps', type=float, default=10.0)
-    parser.add_argument('--task-text', help='language instruction (default: the task\'s, as '
-                        'recorded by sim-record)')
-    parser.add_argument('--contract', help='robot contract YAML (default: config/contracts)')
+    add_contract_argument(parser)
     parser.add_argument('--rename-map', default='',
                         help='camera renames, e.g. front=camera1,wrist=camera2')
     parser.add_argument('--device', default='cpu')
@@ -68,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = EvalConfig(
             task=args.task, episodes=args.episodes, seed_start=args.seed_start, mode=args.mode,
-            latency_ms=args.latency_ms, timeout_s=args.timeout, task_prompt=args.task_text,
+            latency_ms=args.latency_ms, timeout_s=args.timeout, task_prompt=args.task_text or None,
             chunk_threshold=args.chunk_threshold, fusion=args.fusion,
             video_dir=Path(args.video) if args.video else None, video_fps=args.video_fps)
         checkpoint = None if args.oracle else checkpoint_or_default(args.checkpoint)

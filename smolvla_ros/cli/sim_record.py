@@ -33,11 +33,12 @@ _options: dict = {}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from smolvla_ros.cli.sim_options import add_contract_argument, add_task_arguments
     from smolvla_ros.sim.variation import PERTURBATIONS, VariationConfig
     v = VariationConfig()
     parser.add_argument('--episodes', type=int, required=True,
                         help='successful episodes to record')
-    parser.add_argument('--task', choices=('lift', 'bowl'), default='lift')
+    add_task_arguments(parser)
     parser.add_argument('--out', type=Path, required=True, help='directory of the bags')
     parser.add_argument('--seed-start', type=int, default=0, help='first seed (below 5000)')
     parser.add_argument('--jobs', type=int, default=1, help='worker processes')
@@ -66,10 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='keep recording while the success holds this long (s)')
     parser.add_argument('--timeout-s', type=float, default=12.0,
                         help='simulated seconds before an episode counts as failed')
-    parser.add_argument('--task-text', default='', help='language instruction (default: the '
-                        'task\'s TASK_PROMPTS entry in sim/success.py, as eval sends it)')
-    parser.add_argument('--contract', type=Path, default=None,
-                        help='robot contract YAML (default: config/contracts/so101.yaml)')
+    add_contract_argument(parser)
     parser.add_argument('--namespace', default='', help='record under this arm namespace')
     parser.add_argument('--image-width', type=int, default=0,
                         help='camera frame width (px; 0: the contract\'s)')
