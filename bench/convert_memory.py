@@ -49,17 +49,9 @@ def _rss_mb(pid: int) -> tuple[float, float] | None:
 
 def _synthetic(work: Path, n: int) -> tuple[list[Path], Path]:
     """``n`` synthetic 3 s bags of 640x480 cameras and the contract file they match."""
-    from smolvla_training.convert.synthetic_bag import jittery_spec, write_bag
-    import yaml
+    from smolvla_training.convert.synthetic_bag import jittery_spec, write_bag, write_small_contract
 
-    from smolvla_ros.core.robot.contract import default_contract_path
-    path = default_contract_path()
-    data = yaml.safe_load(path.read_text())
-    for cam in data['cameras'].values():
-        cam['width'], cam['height'] = 640, 480
-    data['calibration_file'] = str((path.parent / data['calibration_file']).resolve())
-    contract = work / 'contract.yaml'
-    contract.write_text(yaml.safe_dump(data))
+    contract = write_small_contract(work / 'contract.yaml', width=640, height=480)
     bags = [write_bag(work / f'bag_{i:03d}', jittery_spec(3.0, width=640, height=480))
             for i in range(n)]
     return bags, contract

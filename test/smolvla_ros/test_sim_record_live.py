@@ -19,7 +19,6 @@ import sys
 
 import numpy as np
 import pytest
-import yaml
 
 from smolvla_ros.bringup.processes import stop, up_command
 from smolvla_ros.bringup.watcher import StackWatcher
@@ -37,23 +36,6 @@ def _script(name: str) -> str:
     if not path.is_file():
         pytest.skip(f'{name} is not installed')
     return str(path)
-
-
-def _small_contract(tmp_path: Path) -> Path:
-    """The shipped so101 contract with 64x48 cameras (absolute calibration path)."""
-    from smolvla_ros.core.robot.contract import default_contract_path
-    src = default_contract_path()
-    data = yaml.safe_load(src.read_text())
-    data['calibration_file'] = str((src.parent / data['calibration_file']).resolve())
-    # Generous stream ages: on a loaded 2-core machine the real-time simulator renders late at
-    # times, and a frame too old splits the live episode (the offline bag is exact either way).
-    data['state']['max_age_s'] = 0.5
-    for cam in data['cameras'].values():
-        cam['width'], cam['height'] = W, H
-        cam['max_age_s'] = 0.5
-    path = tmp_path / 'contract.yaml'
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 class _TaskAndEvents(StackWatcher):
@@ -138,7 +120,10 @@ def test_sim_record_and_live_recording_convert_to_the_same_dataset(tmp_path: Pat
     pytest.importorskip('rosbags')
     pytest.importorskip('pyarrow')
     pytest.importorskip('smolvla_ros.nodes.so101_sim')
-    contract = _small_contract(tmp_path)
+    from smolvla_training.convert.synthetic_bag import write_small_contract
+    # Generous stream ages: on a loaded 2-core machine the real-time simulator renders late at
+    # times, and a frame too old splits the live episode (the offline bag is exact either way).
+    contract = write_small_contract(tmp_path / 'contract.yaml', W, H, max_age_s=0.5)
     live_bag = _record_live(tmp_path, contract, ros_env)
 
     sim_out = tmp_path / 'sim'

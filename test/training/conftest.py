@@ -4,10 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from smolvla_training.convert.synthetic_bag import H, W, small_contract
-import yaml
+from smolvla_training.convert.synthetic_bag import small_contract, write_small_contract
 
-from smolvla_ros.core.robot.contract import RobotContract, default_contract_path
+from smolvla_ros.core.robot.contract import RobotContract
 
 
 @pytest.fixture
@@ -19,11 +18,4 @@ def contract() -> RobotContract:
 @pytest.fixture
 def contract_file(tmp_path: Path) -> Path:
     """The so101 contract file with the synthetic bags' camera size (for the CLI)."""
-    path = default_contract_path()
-    data = yaml.safe_load(path.read_text())
-    for cam in data['cameras'].values():
-        cam['width'], cam['height'] = W, H
-    data['calibration_file'] = str((path.parent / data['calibration_file']).resolve())
-    out = tmp_path / 'contract.yaml'
-    out.write_text(yaml.safe_dump(data))
-    return out
+    return write_small_contract(tmp_path / 'contract.yaml')

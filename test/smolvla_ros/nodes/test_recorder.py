@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-import yaml
 
 pytest.importorskip('rclpy')
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
@@ -18,7 +17,6 @@ from sensor_msgs.msg import CompressedImage, JointState  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from smolvla_ros.core.robot.contract import default_contract_path  # noqa: E402
 from smolvla_ros.nodes.recorder import Recorder  # noqa: E402
 from smolvla_ros.ros.compressed import rgb_to_compressed  # noqa: E402
 from smolvla_ros.ros.joint_state import numpy_to_joint_state  # noqa: E402
@@ -27,24 +25,13 @@ pytestmark = pytest.mark.ros
 JOINTS = ['shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper']
 
 
-def _contract(tmp_path):
-    path = default_contract_path()
-    data = yaml.safe_load(path.read_text())
-    for cam in data['cameras'].values():
-        cam['width'], cam['height'] = 64, 48
-    data['calibration_file'] = str((path.parent / data['calibration_file']).resolve())
-    out = tmp_path / 'contract.yaml'
-    out.write_text(yaml.safe_dump(data))
-    return out
-
-
 def test_records_without_loss_and_converts(tmp_path, rclpy_context) -> None:
     from smolvla_training.convert.check import check_dataset
     from smolvla_training.convert.converter import ConvertConfig, convert
-    from smolvla_training.convert.synthetic_bag import small_contract
+    from smolvla_training.convert.synthetic_bag import small_contract, write_small_contract
 
     rec = Recorder(context=rclpy_context, parameter_overrides=[
-        Parameter('contract', value=str(_contract(tmp_path))),
+        Parameter('contract', value=str(write_small_contract(tmp_path / 'contract.yaml'))),
         Parameter('output_dir', value=str(tmp_path)), Parameter('bag_name', value='bag')])
     pub_node = Node('fake_robot', context=rclpy_context)
     js = pub_node.create_publisher(JointState, 'joint_states', 100)

@@ -17,7 +17,6 @@ import time
 
 import numpy as np
 import pytest
-import yaml
 
 pytest.importorskip('rclpy')
 import rclpy  # noqa: E402
@@ -29,10 +28,9 @@ from sensor_msgs.msg import CompressedImage, JointState  # noqa: E402
 from smolvla_training.convert.bag_source import make_typestore  # noqa: E402
 from smolvla_training.convert.cli import main as convert_main  # noqa: E402
 from smolvla_training.convert.mcap_scan import McapChannel, McapMessage, McapScan  # noqa: E402
-from smolvla_training.convert.synthetic_bag import small_contract  # noqa: E402
+from smolvla_training.convert.synthetic_bag import write_small_contract  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-from smolvla_ros.core.robot.contract import default_contract_path  # noqa: E402
 from smolvla_ros.nodes.recorder import Recorder, RecorderConfig  # noqa: E402
 from smolvla_ros.ros.compressed import rgb_to_compressed  # noqa: E402
 from smolvla_ros.ros.joint_state import numpy_to_joint_state  # noqa: E402
@@ -40,17 +38,6 @@ from smolvla_ros.ros.joint_state import numpy_to_joint_state  # noqa: E402
 pytestmark = pytest.mark.ros
 JOINTS = ['shoulder_pan', 'shoulder_lift', 'elbow_flex', 'wrist_flex', 'wrist_roll', 'gripper']
 CAMS = ('front', 'wrist')
-
-
-def _contract(tmp_path: Path) -> Path:
-    data = yaml.safe_load(default_contract_path().read_text())
-    for cam in data['cameras'].values():  # max ages loose enough for a loaded CI machine's
-        cam['width'], cam['height'], cam['max_age_s'] = 64, 48, 0.5  # publishing loop
-    data['state']['max_age_s'] = 0.5
-    data['calibration_file'] = str(small_contract().calibration_file)
-    out = tmp_path / 'contract.yaml'
-    out.write_text(yaml.safe_dump(data))
-    return out
 
 
 def _on_disk(bag: Path, storage: str) -> dict[str, int]:
@@ -128,7 +115,8 @@ def _wait(condition, timeout: float, proc: subprocess.Popen, log: Path) -> None:
 @pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
 def test_sigkilled_recorder_is_recovered_and_converted(tmp_path, ros_env, capsys,
                                                         storage) -> None:
-    contract = _contract(tmp_path)
+    # max ages loose enough for a loaded CI machine's publishing loop
+    contract = write_small_contract(tmp_path / 'contract.yaml', max_age_s=0.5)
     bag = tmp_path / 'session'
     log = tmp_path / 'recorder.log'
     cmd = [str(Path(sys.executable).parent / 'recorder'), '--ros-args',

@@ -13,7 +13,6 @@ import time
 
 import numpy as np
 import pytest
-import yaml
 
 pytest.importorskip('rclpy')
 pytest.importorskip('smolvla_ros.sim.world')  # sets MUJOCO_GL before mujoco loads
@@ -25,7 +24,7 @@ from sensor_msgs.msg import CompressedImage, JointState  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from smolvla_ros.core.robot.contract import default_contract_path, load_contract  # noqa: E402
+from smolvla_ros.core.robot.contract import load_contract  # noqa: E402
 from smolvla_ros.core.robot.dataset_units import DatasetUnits  # noqa: E402
 from smolvla_ros.nodes.recorder import Recorder  # noqa: E402
 from smolvla_ros.ros.compressed import rgb_to_compressed  # noqa: E402
@@ -47,18 +46,12 @@ def _call(executor, client, timeout: float = 10.0) -> bool:
 def test_sim_teleop_session_records_converts_and_reads_back(tmp_path, rclpy_context) -> None:
     from smolvla_training.convert.check import check_dataset
     from smolvla_training.convert.converter import ConvertConfig, convert
-    from smolvla_training.convert.synthetic_bag import small_contract
+    from smolvla_training.convert.synthetic_bag import write_small_contract
     from smolvla_training.dataset.reader import LeRobotDatasetReader
 
     # Small frames, and max ages loose enough for a teleop loop paced by a loaded 2-core CI
     # machine (IK and rendering in the loop); the grid logic itself is tested in test/training.
-    path = tmp_path / 'contract.yaml'
-    data = yaml.safe_load(default_contract_path().read_text())
-    for cam in data['cameras'].values():
-        cam['width'], cam['height'], cam['max_age_s'] = 64, 48, 0.5
-    data['state']['max_age_s'] = 0.5
-    data['calibration_file'] = str(small_contract().calibration_file)
-    path.write_text(yaml.safe_dump(data))
+    path = write_small_contract(tmp_path / 'contract.yaml', max_age_s=0.5)
     contract = load_contract(path)
     rec = Recorder(context=rclpy_context, parameter_overrides=[
         Parameter('contract', value=str(path)), Parameter('output_dir', value=str(tmp_path)),

@@ -146,16 +146,40 @@ def regular(start_ns: int, end_ns: int, hz: float, jitter_ns: int = 0, seed: int
     return [int(t) for i, t in enumerate(np.sort(base)) if i not in dropped]
 
 
-def small_contract(compressed: bool = True, width: int = W, height: int = H) -> RobotContract:
-    """The shipped so101 contract with small cameras (fast video in tests)."""
+def small_contract_data(compressed: bool = True, width: int = W, height: int = H,
+                        max_age_s: float | None = None) -> dict:
+    """The shipped so101 contract as parsed YAML, with cameras of ``width`` x ``height``.
+
+    Its calibration_file is absolute, so the data can be written anywhere. ``max_age_s`` sets
+    the joint state's and every camera's max age: tests whose publishing loop runs on a loaded
+    machine loosen them (the alignment rule itself is tested with the shipped ages).
+    """
     path = default_contract_path()
     data = yaml.safe_load(path.read_text())
+    data['calibration_file'] = str((path.parent / data['calibration_file']).resolve())
     for cam in data['cameras'].values():
         cam['width'], cam['height'] = width, height
         cam['compressed'] = compressed
         if not compressed:
             cam['topic'] = cam['topic'].removesuffix('/compressed')
-    return contract_from_dict(data, source=str(path), base_dir=Path(path).parent)
+        if max_age_s is not None:
+            cam['max_age_s'] = max_age_s
+    if max_age_s is not None:
+        data['state']['max_age_s'] = max_age_s
+    return data
+
+
+def small_contract(compressed: bool = True, width: int = W, height: int = H) -> RobotContract:
+    """The shipped so101 contract with small cameras (fast video in tests)."""
+    return contract_from_dict(small_contract_data(compressed, width, height),
+                              source=str(default_contract_path()))
+
+
+def write_small_contract(path: Path, width: int = W, height: int = H,
+                         max_age_s: float | None = None) -> Path:
+    """``small_contract_data`` written to ``path``, for what takes a contract file (nodes, CLIs)."""
+    path.write_text(yaml.safe_dump(small_contract_data(True, width, height, max_age_s)))
+    return path
 
 
 def jittery_spec(seconds: float = 2.0, **kw: object) -> BagSpec:
