@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from smolvla_ros.policy.configuration_smolvla import RTCConfig, SmolVLAConfig
+from smolvla_ros.policy.errors import PolicyInputError
 from smolvla_ros.policy.flow_matching import (
     euler_integrate,
     interpolate,
@@ -42,7 +43,7 @@ FP32_MODULES = ('state_proj', 'action_in_proj', 'action_out_proj', 'action_time_
                 'action_time_mlp_out')
 
 
-class ModelInputError(ValueError):
+class ModelInputError(PolicyInputError):
     """A tensor given to VLAFlowMatching has the wrong shape, dtype or count."""
 
 

@@ -34,6 +34,7 @@ from smolvla_ros.policy.configuration_smolvla import (
     STATE_KEY,
     SmolVLAConfig,
 )
+from smolvla_ros.policy.errors import PolicyInputError
 from smolvla_ros.policy.normalize import DEFAULT_EPS, Normalizer
 from smolvla_ros.policy.precision import resolve_dtype
 from smolvla_ros.policy.processor_smolvla import (
@@ -62,10 +63,6 @@ COMPILED_METHODS = ('embed_prefix', 'fill_prefix_cache', 'denoise_step')
 
 class FeatureMismatchError(ValueError):
     """The inputs offered do not match the policy's input features (names the exact keys)."""
-
-
-class PolicyInputError(ValueError):
-    """A batch, noise tensor or real-time-chunking input with the wrong shape or type."""
 
 
 def _skip_weight_init() -> contextlib.AbstractContextManager[Any]:
@@ -320,11 +317,10 @@ class SmolVLAPolicy(nn.Module):
         state_dim = state.shape[-1] if state.ndim >= 1 else None
         self.validate_features(self._image_keys_in(batch), state_dim=state_dim)
         device, dtype = self.device, self.dtype
-        if state.ndim not in (2, 3):
-            raise PolicyInputError(f'{STATE_KEY} must be [B,S], got shape {tuple(state.shape)}')
-        bsize = state.shape[0]
         state = self.normalizer.normalize_key(STATE_KEY, state.to(device, torch.float32))
+        # prepare_state refuses what is not [B,S] or [B,T,S] (the processor owns that check)
         state = prepare_state(state, self.config.max_state_dim).to(dtype)  # [B, max_state_dim]
+        bsize = state.shape[0]
 
         images, img_masks = [], []
         size = self.config.resize_imgs_with_padding
@@ -365,14 +361,9 @@ class SmolVLAPolicy(nn.Module):
         return {'images': images, 'img_masks': img_masks, 'lang_tokens': tokens.to(device),
                 'lang_masks': masks.to(device), 'state': state}
 
-    def _check_noise(self, noise: Tensor | None, bsize: int) -> Tensor | None:
-        if noise is None:
-            return None
-        expected = (bsize, self.config.chunk_size, self.config.max_action_dim)
-        if tuple(noise.shape) != expected:
-            raise PolicyInputError(f'noise must have shape {expected} (B, chunk_size, '
-                                   f'max_action_dim), got {tuple(noise.shape)}')
-        return noise.to(self.device, torch.float32)
+    def _to_device(self, value: Tensor | None) -> Tensor | None:
+        """Noise or flow time on the device; VLAFlowMatching checks their shapes."""
+        return None if value is None else torch.as_tensor(value).to(self.device, torch.float32)
 
     def _normalized_actions(self, actions: Tensor, what: str, max_steps: int) -> Tensor:
         """Dataset-unit actions [B,T,action_dim] -> normalized, padded [B,T,max_action_dim]."""
@@ -402,15 +393,12 @@ class SmolVLAPolicy(nn.Module):
         benchmarks).
         """
         inputs = self.prepare_inputs(batch)
-        bsize = inputs['state'].shape[0]
-        noise = self._check_noise(noise, bsize)
+        noise = self._to_device(noise)
         prev = None
         if prev_chunk_left_over is not None:
+            # its batch size against the observation's: VLAFlowMatching.sample_actions checks
             prev = self._normalized_actions(prev_chunk_left_over, 'prev_chunk_left_over',
                                             self.config.chunk_size)
-            if prev.shape[0] != bsize:
-                raise PolicyInputError(f'prev_chunk_left_over has batch {prev.shape[0]}, '
-                                       f'the observation {bsize}')
             if inference_delay is None:
                 raise PolicyInputError('prev_chunk_left_over needs inference_delay (in steps)')
         chunk = self.config.chunk_size
@@ -461,11 +449,7 @@ class SmolVLAPolicy(nn.Module):
                 raise PolicyInputError(f'action_is_pad must be [{bsize}, {chunk}], '
                                        f'got {tuple(is_pad.shape)}')
             valid = ~is_pad
-        noise = self._check_noise(noise, bsize)
-        if time is not None:
-            time = torch.as_tensor(time).to(self.device, torch.float32)
-            if tuple(time.shape) != (bsize,):
-                raise PolicyInputError(f'time must be [{bsize}], got {tuple(time.shape)}')
+        noise, time = self._to_device(noise), self._to_device(time)  # VLAFlowMatching checks them
         losses = self.model(inputs['images'], inputs['img_masks'], inputs['lang_tokens'],
                             inputs['lang_masks'], inputs['state'], actions.to(self.dtype),
                             noise=noise, time=time)  # [B, chunk, max_action_dim]

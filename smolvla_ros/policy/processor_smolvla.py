@@ -21,8 +21,10 @@ import torch
 from torch import Tensor
 import torch.nn.functional as F  # noqa: N812
 
+from smolvla_ros.policy.errors import PolicyInputError
 
-class ProcessingError(ValueError):
+
+class ProcessingError(PolicyInputError):
     """An input that the SmolVLA processors cannot turn into model inputs."""
 
 

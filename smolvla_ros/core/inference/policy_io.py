@@ -162,24 +162,26 @@ class PolicyIO:
 
     def chunk(self, obs: ObservationData, actions: np.ndarray, *, inference_ms: float,
               policy_id: str) -> ActionChunkData:
-        """The answer: predicted actions [T, J] (dataset units) as a chunk in rad.
+        """The answer: predicted actions [T, J] or [1, T, J] (dataset units) as a chunk in rad.
 
-        Stamped with the observation's stamp and request id; dt is the contract's 1/fps.
+        Stamped with the observation's stamp and request id; dt is the contract's 1/fps. The
+        actions are checked by the layers that own their shape (docs/ARCHITECTURE.md, "Shape
+        checks"): DatasetUnits the joint axis, ActionChunkData [T >= 1, J] and finiteness; their
+        errors come out as PolicyRequestError, naming the policy as the culprit.
         """
         actions = np.asarray(actions, dtype=np.float64)
         if actions.ndim == 3 and actions.shape[0] == 1:
             actions = actions[0]  # [T, J]
-        if actions.ndim != 2 or actions.shape[1] != self.num_joints:
-            raise PolicyRequestError(f'policy returned actions of shape {actions.shape}, '
-                                     f'expected [T, {self.num_joints}]')
-        if not np.isfinite(actions).all():
-            raise PolicyRequestError('policy returned non-finite actions')
-        rad = self.units.to_ros(actions)  # [T, J]
-        return ActionChunkData(
-            stamp_ns=obs.stamp_ns, request_id=obs.request_id,
-            joint_names=self.contract.joint_names, dt=self.contract.dt,
-            positions=rad.astype(np.float32), inference_ms=float(inference_ms),
-            policy_id=policy_id)
+        try:
+            rad = self.units.to_ros(actions)  # [T, J]
+            return ActionChunkData(
+                stamp_ns=obs.stamp_ns, request_id=obs.request_id,
+                joint_names=self.contract.joint_names, dt=self.contract.dt,
+                positions=rad.astype(np.float32), inference_ms=float(inference_ms),
+                policy_id=policy_id)
+        except ValueError as exc:  # InvalidChunkError is one
+            raise PolicyRequestError(f'policy returned actions of shape {actions.shape} that '
+                                     f'make no chunk: {exc}') from exc
 
 
 def describe_mismatch(error: Exception, io: PolicyIO, checkpoint: str) -> str:

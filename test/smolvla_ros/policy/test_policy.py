@@ -148,8 +148,14 @@ def test_feature_validation_names_exact_keys(policy):
 
 def test_bad_inputs_give_specific_errors(policy):
     batch = make_batch()
-    with pytest.raises(PolicyInputError, match=r'noise must have shape \(2, 50, 32\)'):
+    # noise and the left-over's batch size are the model's to check (ModelInputError is a
+    # PolicyInputError, so callers of the policy catch one type)
+    with pytest.raises(PolicyInputError, match=r'noise must be \[2, 50, 32\], got \[2, 50, 6\]'):
         policy.predict_chunk(batch, noise=torch.zeros(2, 50, 6))
+    with pytest.raises(PolicyInputError, match='prev_chunk_left_over has batch 1, expected 2'):
+        policy.predict_chunk(batch, prev_chunk_left_over=torch.zeros(1, 5, 6), inference_delay=1)
+    with pytest.raises(PolicyInputError, match=r'observation.state must be \[B,S\]'):
+        policy.predict_chunk({**batch, 'observation.state': batch['observation.state'][0]})
     with pytest.raises(PolicyInputError, match='needs inference_delay'):
         policy.predict_chunk(batch, prev_chunk_left_over=torch.zeros(2, 5, 6))
     with pytest.raises(PolicyInputError, match=r'prev_chunk_left_over must be \[B, <= 50, 6\]'):
@@ -203,6 +209,8 @@ def test_compute_loss_masks_padded_steps_and_crops_action_dims(policy):
         policy.compute_loss(dict(batch, action_is_pad=is_pad[:, :10]))
     with pytest.raises(PolicyInputError, match=r'action must be \[2, 50, 6\]'):
         policy.compute_loss(dict(batch, action=batch['action'][:, :10]))
+    with pytest.raises(PolicyInputError, match=r'time must be \[2\], got \[3\]'):
+        policy.compute_loss(batch, time=torch.ones(3))
 
 
 def test_empty_camera_placeholders_and_presets():

@@ -101,8 +101,12 @@ def test_chunk_round_trips_units_and_keeps_stamp_and_id(io) -> None:
     assert chunk.stamp_ns == obs.stamp_ns and chunk.request_id == 7
     assert chunk.dt == pytest.approx(1 / 25) and chunk.joint_names == JOINTS
     np.testing.assert_allclose(chunk.positions, rad, atol=1e-5)
-    with pytest.raises(PolicyRequestError, match='non-finite'):
+    with pytest.raises(PolicyRequestError, match='policy returned .* non-finite'):
         io.chunk(obs, np.full((4, 6), np.nan), inference_ms=0, policy_id='')
+    with pytest.raises(PolicyRequestError, match=r'policy returned .*\(0, 6\).* \[T >= 1, 6\]'):
+        io.chunk(obs, np.zeros((0, 6)), inference_ms=0, policy_id='')
+    with pytest.raises(PolicyRequestError, match=r'policy returned .*\(2, 4, 6\).* \[T >= 1, 6\]'):
+        io.chunk(obs, np.zeros((2, 4, 6)), inference_ms=0, policy_id='')
 
 
 def test_rtc_inputs_convert_and_clip_the_tail(io) -> None:
@@ -146,7 +150,7 @@ def test_worker_counts_failures_and_reraises(io) -> None:
 
     worker = InferenceWorker(broken, io, WorkerConfig(chunk_size=5))
     try:
-        with pytest.raises(PolicyRequestError, match=r'expected \[T, 6\]'):
+        with pytest.raises(PolicyRequestError, match=r'\(5, 3\).* must hold 6 joints'):
             worker.answer(_obs())
     finally:
         worker.shutdown()
