@@ -52,6 +52,7 @@ import os
 from pathlib import Path
 import platform
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -221,6 +222,8 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     if spec.get('lerobot'):
         from _lerobot_column import StartedPeer
 
+        # SIGTERM as an exit, so that closing the peer removes its temporary directory.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         peer = StartedPeer(spec['lerobot'], fp32.config, {**batch, 'noise': noise},
                            spec['threads'], spec['device'])
     with peer as opened:
