@@ -39,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--mode', choices=('async', 'sync'), default='async')
     parser.add_argument('--latency-ms', type=float, default=0.0,
                         help='latency injected on top of the policy\'s measured inference time')
+    parser.add_argument('--fixed-latency', action='store_true',
+                        help='the executor sees --latency-ms alone, not the measured inference '
+                        'time: a run that reproduces on any machine under any load (to compare '
+                        'policies), not the latency this machine would give')
     parser.add_argument('--timeout', type=float, default=20.0,
                         help='simulated seconds before an episode counts as failed')
     parser.add_argument('--video', metavar='DIR', help='write episode_<seed>.mp4 (front | wrist)')
@@ -68,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         config = EvalConfig(
             task=args.task, episodes=args.episodes, seed_start=args.seed_start, mode=args.mode,
             latency_ms=args.latency_ms, timeout_s=args.timeout, task_prompt=args.task_text or None,
+            fixed_latency=args.fixed_latency,
             chunk_threshold=args.chunk_threshold, fusion=args.fusion,
             video_dir=Path(args.video) if args.video else None, video_fps=args.video_fps)
         checkpoint = None if args.oracle else checkpoint_or_default(args.checkpoint)
@@ -137,7 +142,8 @@ def _evaluate(args: argparse.Namespace, config, checkpoint: str | None):
         view.close()
         raise _SetupError(f'cannot serve {checkpoint or "the oracle"}: {exc}') from exc
     print(f'policy {policy.policy_id}, task {config.task} ({config.prompt!r}), {config.mode}, '
-          f'+{config.latency_ms:g} ms injected, seeds {config.seeds.start}-'
+          f"+{config.latency_ms:g} ms injected{' (fixed)' if config.fixed_latency else ''}, "
+          f'seeds {config.seeds.start}-'
           f'{config.seeds.stop - 1}, timeout {config.timeout_s:g} s', flush=True)
     print(HEADER, flush=True)
 

@@ -74,6 +74,7 @@ class EvalConfig:
     seed_start: int = EVAL_SEEDS.start
     mode: str = 'async'
     latency_ms: float = 0.0  # injected on top of the policy's measured compute
+    fixed_latency: bool = False  # True: latency_ms alone (compute not counted; reproducible)
     timeout_s: float = 20.0  # an episode without success ends here (a failure)
     task_prompt: str | None = None  # None: TASK_PROMPTS[task], what the demonstrations say
     chunk_threshold: float = 0.5
@@ -254,7 +255,7 @@ class EvalReport:
             'latency_p95_ms': round(_pct(self.latency_ms, 95), 2),
             'inference_p50_ms': round(_pct(self.compute_ms, 50), 2),
             'render_p50_ms': round(_pct(self.render_ms, 50), 2),
-            'injected_latency_ms': c.latency_ms,
+            'injected_latency_ms': c.latency_ms, 'fixed_latency': c.fixed_latency,
             'starvation_ticks': sum(r.starvation_ticks for r in self.rows),
             'seed_start': c.seed_start, 'seed_end': c.seed_start + c.episodes - 1,
             'timeout_s': c.timeout_s, 'wall_s': round(self.wall_s, 1),
@@ -268,12 +269,14 @@ def _pct(values: tuple[float, ...] | list[float], q: float) -> float:
 def run_config(policy: EvalPolicy, config: EvalConfig, contract: RobotContract) -> RunConfig:
     """The episode runner's setting for `policy` (the executor's first latency guess included)."""
     injected_s = config.latency_ms / 1e3
-    expected_s = injected_s + (min(policy.warmup_ms) / 1e3 if policy.warmup_ms else 0.0)
+    counted = policy.count_inference and not config.fixed_latency
+    expected_s = injected_s + (min(policy.warmup_ms) / 1e3 if policy.warmup_ms and counted
+                               else 0.0)
     return RunConfig(
         mode=config.mode, latency_s=injected_s, control_hz=contract.fps, chunk_fps=contract.fps,
         chunk_threshold=config.chunk_threshold, fusion=config.fusion,
         timeout_s=config.timeout_s, task=config.prompt,
-        count_inference=policy.count_inference,
+        count_inference=counted,
         initial_latency_s=max(expected_s, 0.01),
         request_timeout_s=max(5.0, 3 * expected_s))
 

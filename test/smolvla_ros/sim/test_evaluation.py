@@ -91,6 +91,21 @@ def test_tiny_checkpoint_serves_chunks_and_writes_videos(sim_checkpoint: Path, t
     assert (frames[0].width, frames[0].height) == (1280, 480)  # front | wrist at 640x480
 
 
+def test_fixed_latency_ignores_the_measured_inference_and_reproduces(sim_checkpoint: Path,
+                                                                     capsys) -> None:
+    args = ['eval', '--checkpoint', str(sim_checkpoint), '--episodes', '2', '--seed-start',
+            '5003', '--timeout', '1.5', '--latency-ms', '50', '--fixed-latency']
+    runs = []
+    for _ in range(2):
+        assert main(args) == 0
+        out = capsys.readouterr().out
+        runs.append((_summary(out), [r[:7] for r in _rows(out)]))
+    summary = runs[0][0]
+    assert summary['fixed_latency'] is True and summary['inference_p50_ms'] > 0
+    assert summary['latency_p50_ms'] == summary['latency_p95_ms'] == 50.0  # compute not counted
+    assert runs[0][1] == runs[1][1]  # same rows: chunks, requests, times
+
+
 def test_checkpoint_whose_cameras_do_not_match_is_refused(caplog) -> None:
     pytest.importorskip('torch')
     rc = main(['eval', '--checkpoint', 'tiny', '--episodes', '1'])  # camera1/camera2 features
