@@ -26,7 +26,7 @@ help:
 	@echo "make setup     create/update .venv: torch ($(TORCH_SPEC)), ROS 2 Kilted wheels, smolvla_msgs, packages"
 	@echo "make bench     run the benchmarks in bench/ and print their tables"
 	@echo "make lint      ruff"
-	@echo "make train-sim record demonstrations in the sim, convert, train the shipped sim policy (~1.5 h on 2 cores)"
+	@echo "make train-sim record demonstrations in the sim, convert, train, record interventions, fine-tune: the shipped sim policy (~2 h 40 min on 2 cores)"
 	@echo "make lerobot-venv  LeRobot $(LEROBOT_VERSION) in its own venv $(LEROBOT_VENV) (LEROBOT_PYTHON=python3.12 or newer): the LeRobot column of bench/policy_latency.py"
 
 setup: $(STAMP)
