@@ -33,15 +33,25 @@ TORCH_ALLOWED = ('smolvla_ros/policy/', 'training/')
 TORCH_LIKE = {'torch', 'transformers', 'safetensors.torch'}
 
 
-def _imported_roots(path: Path) -> set[str]:
-    """Top-level names of every module imported anywhere in the file (lazy imports included)."""
+def _imported_modules(path: Path) -> set[str]:
+    """Every absolute module imported anywhere in the file (lazy imports included); for
+    ``from smolvla_ros import x`` the name ``smolvla_ros.x``."""
     tree = ast.parse(path.read_text(), filename=str(path))
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
+            if node.module == 'smolvla_ros':
+                names.update(f'smolvla_ros.{alias.name}' for alias in node.names)
+            else:
+                names.add(node.module)
+    return names
+
+
+def _imported_roots(path: Path) -> set[str]:
+    """Top-level names of every module imported anywhere in the file (lazy imports included)."""
+    names = _imported_modules(path)
     roots = {name.split('.')[0] for name in names}
     roots.update(name for name in names if name in TORCH_LIKE)
     return roots
@@ -80,17 +90,8 @@ LAYERS = {
 
 def _smolvla_imports(path: Path) -> set[str]:
     """The smolvla_ros subpackage (first component) of every absolute import in the file."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module == 'smolvla_ros':
-                names.update(f'smolvla_ros.{alias.name}' for alias in node.names)
-            else:
-                names.add(node.module)
-    return {name.split('.')[1] for name in names if name.startswith('smolvla_ros.')}
+    return {name.split('.')[1] for name in _imported_modules(path)
+            if name.startswith('smolvla_ros.')}
 
 
 @pytest.mark.parametrize('layer', sorted(LAYERS))

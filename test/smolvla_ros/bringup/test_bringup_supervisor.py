@@ -102,26 +102,22 @@ def test_stop_request_forwards_sigint_to_every_child(child_argv, tmp_path) -> No
     assert outcome.returncodes == {'a': 0, 'b': 0}
 
 
-def test_escalation_to_sigterm(child_argv, tmp_path) -> None:
-    # A long SIGTERM window costs nothing (the supervisor returns once the child ended) and
-    # leaves a loaded machine time to run the child's handler before SIGKILL would hit it.
-    config = SupervisorConfig(sigint_timeout_s=0.5, sigterm_timeout_s=60.0)
-    specs = [ProcessSpec('stubborn', child_argv('stubborn', ticks=100000, mode='ignore-int')),
-             ProcessSpec('probe', child_argv('probe', after='stubborn'), shutdown_on_exit=True)]
+# A long SIGTERM window costs nothing (the supervisor returns once the child ended) and leaves a
+# loaded machine time to run the child's SIGTERM handler before SIGKILL would hit it.
+@pytest.mark.parametrize('mode, sigterm_timeout_s, caught, returncode', [
+    ('ignore-int', 60.0, 'SIGTERM', 0),  # ignores SIGINT, exits on SIGTERM
+    ('ignore-all', 0.5, None, -signal.SIGKILL),  # ignores both: killed
+])
+def test_escalation(child_argv, tmp_path, mode: str, sigterm_timeout_s: float,
+                    caught: str | None, returncode: int) -> None:
+    config = SupervisorConfig(sigint_timeout_s=0.5, sigterm_timeout_s=sigterm_timeout_s)
+    specs = [ProcessSpec('child', child_argv('child', ticks=100000, mode=mode)),
+             ProcessSpec('probe', child_argv('probe', after='child'), shutdown_on_exit=True)]
     outcome, _ = _run(specs, config)
     assert outcome.exit_code == 0
-    assert (tmp_path / 'stubborn.sig').read_text() == 'SIGTERM'
-    assert outcome.returncodes['stubborn'] == 0
-
-
-def test_escalation_to_sigkill(child_argv, tmp_path) -> None:
-    config = SupervisorConfig(sigint_timeout_s=0.5, sigterm_timeout_s=0.5)
-    specs = [ProcessSpec('deaf', child_argv('deaf', ticks=100000, mode='ignore-all')),
-             ProcessSpec('probe', child_argv('probe', after='deaf'), shutdown_on_exit=True)]
-    outcome, _ = _run(specs, config)
-    assert outcome.exit_code == 0
-    assert outcome.returncodes['deaf'] == -signal.SIGKILL
-    assert not (tmp_path / 'deaf.sig').exists()
+    assert outcome.returncodes['child'] == returncode
+    sig = tmp_path / 'child.sig'
+    assert (sig.read_text() if sig.exists() else None) == caught
 
 
 def test_repeated_signals_never_skip_the_wait_before_sigkill(child_argv, tmp_path) -> None:

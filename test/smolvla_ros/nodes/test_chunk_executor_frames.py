@@ -33,6 +33,15 @@ def _claiming(jpeg: bytes, width: int, height: int) -> bytes:
     return jpeg[:sof + 5] + height.to_bytes(2, 'big') + width.to_bytes(2, 'big') + jpeg[sof + 9:]
 
 
+def _status_messages(context) -> tuple[object, list[str]]:
+    """A node that collects every /diagnostics status message into the returned list."""
+    watcher = rclpy.create_node('diagnostics_watcher', context=context)
+    messages: list[str] = []
+    watcher.create_subscription(DiagnosticArray, '/diagnostics',
+                                lambda m: messages.extend(s.message for s in m.status), 10)
+    return watcher, messages
+
+
 def test_bombs_and_truncated_scans_are_refused_and_never_sent(rclpy_context, tmp_path) -> None:
     contract = write_contract(tmp_path / 'contract.yaml', fps=FPS, camera_max_age_s=0.3)
     robot = FakeRobot(rclpy_context, fps=FPS, chunk_size=20, delay_s=0.05)
@@ -41,10 +50,7 @@ def test_bombs_and_truncated_scans_are_refused_and_never_sent(rclpy_context, tmp
     node = ChunkExecutor(context=rclpy_context, parameter_overrides=[
         Parameter('contract_file', value=contract), Parameter('task', value='test'),
         Parameter('request_timeout_s', value=1.0), Parameter('diagnostics_period_s', value=0.2)])
-    watcher = rclpy.create_node('diagnostics_watcher', context=rclpy_context)
-    messages: list[str] = []
-    watcher.create_subscription(DiagnosticArray, '/diagnostics',
-                                lambda m: messages.extend(s.message for s in m.status), 10)
+    watcher, messages = _status_messages(rclpy_context)
     try:
         with Spin(rclpy_context, robot, node, watcher):
             assert wait_until(lambda: node.frames_rejected['front'] >= 5, 20.0)
@@ -71,10 +77,7 @@ def test_a_missing_policy_is_named_in_the_status(rclpy_context, tmp_path) -> Non
     node = ChunkExecutor(context=rclpy_context, parameter_overrides=[
         Parameter('contract_file', value=contract), Parameter('diagnostics_period_s', value=0.2),
         Parameter('policy_service', value='no_policy_here')])
-    watcher = rclpy.create_node('diagnostics_watcher', context=rclpy_context)
-    messages: list[str] = []
-    watcher.create_subscription(DiagnosticArray, '/diagnostics',
-                                lambda m: messages.extend(s.message for s in m.status), 10)
+    watcher, messages = _status_messages(rclpy_context)
     try:
         with Spin(rclpy_context, robot, node, watcher):
             assert wait_until(lambda: any(

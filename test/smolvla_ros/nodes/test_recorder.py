@@ -13,6 +13,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
+from recorder_fixtures import finish_recording  # noqa: E402
 from sensor_msgs.msg import CompressedImage, JointState  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
@@ -76,12 +77,7 @@ def test_records_without_loss_and_converts(tmp_path, rclpy_context) -> None:
     future = stop.call_async(Trigger.Request())
     executor.spin_until_future_complete(future, timeout_sec=10)
     assert future.result().success
-    end = time.monotonic() + 10
-    while rec.writer.written['/episode'] < 2 and time.monotonic() < end:
-        time.sleep(0.05)
-    rec_exec.shutdown()
-    spinner.join(10)
-    written = rec.close()
+    written = finish_recording(rec, rec_exec, spinner)
     executor.shutdown()
     rec.destroy_node()
     pub_node.destroy_node()

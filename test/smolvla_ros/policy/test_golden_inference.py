@@ -20,7 +20,6 @@ from golden_data import (  # noqa: E402
     GOLDEN,
     NORMALIZED_ATOL,
     checkpoint_copy,
-    load_reference,
     max_abs_diff,
     observation,
     reference_json,
@@ -33,15 +32,7 @@ from smolvla_ros.policy.policy import SmolVLAPolicy  # noqa: E402
 BF16_ACTION_ATOL = 0.6
 
 
-@pytest.fixture(scope='module')
-def ref():
-    return load_reference('reference_061')
-
-
-@pytest.fixture(scope='module')
-def policy(tmp_path_factory):
-    torch.set_num_threads(1)
-    return SmolVLAPolicy.from_pretrained(checkpoint_copy(tmp_path_factory.mktemp('golden')))
+# `ref` and `policy`: conftest.py (LeRobot's reference_061 and the golden checkpoint).
 
 
 @pytest.fixture(scope='module')

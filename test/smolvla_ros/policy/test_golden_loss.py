@@ -10,22 +10,12 @@ import pytest
 torch = pytest.importorskip('torch')
 pytest.importorskip('transformers')
 
-from golden_data import NORMALIZED_ATOL, checkpoint_copy, load_reference, observation  # noqa: E402
-
-from smolvla_ros.policy.policy import SmolVLAPolicy  # noqa: E402
+from golden_data import NORMALIZED_ATOL, observation  # noqa: E402
 
 LOSS_ATOL = 1e-5
 
 
-@pytest.fixture(scope='module')
-def ref():
-    return load_reference('reference_061')
-
-
-@pytest.fixture(scope='module')
-def policy(tmp_path_factory):
-    torch.set_num_threads(1)
-    return SmolVLAPolicy.from_pretrained(checkpoint_copy(tmp_path_factory.mktemp('golden')))
+# `ref` and `policy`: conftest.py (LeRobot's reference_061 and the golden checkpoint).
 
 
 def _training_batch(ref, with_pad=False):
