@@ -87,7 +87,7 @@ class Handover:
     still in flight are discarded, and ``policy`` answers from that tick on, its frames rendered
     by ``observe``. Its compute is never counted as latency (an operator's reaction is the
     runner's ``latency_s``). ``at_s`` records the simulated time of the switch
-    (sim/intervention.py records what follows it).
+    (sim/record.py records what follows it; sim/intervention.py decides when).
     """
 
     policy: ChunkPolicy

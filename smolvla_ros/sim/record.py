@@ -358,13 +358,9 @@ class EpisodeRecorder:
         messages.clear()
         expert_error = ''
         try:
-            if handover is None:
-                result = run_episode(w, oracle, run, seed, on_tick=on_tick,
-                                     on_command=on_command)
-            else:
-                result = run_episode(w, self.learned, run, seed, on_tick=on_tick,
-                                     on_command=on_command, observe=self.observe,
-                                     handover=handover)
+            # Without an intervention: the expert from the start, no frames for it, no handover.
+            result = run_episode(w, self.learned or oracle, run, seed, on_tick=on_tick,
+                                 on_command=on_command, observe=self.observe, handover=handover)
         except IKError as exc:  # the expert cannot reach this cube pose: a failed episode
             expert_error = str(exc)
             result = EpisodeResult(seed=seed, success=False, completion_s=c.timeout_s,
