@@ -82,6 +82,7 @@ class ArmStatus:
             commands_received=self.commands_received,
             commands_rejected=self.commands_rejected,
             last_cycle_ms=f'{self.last_cycle_ms:.3f}', mean_cycle_ms=f'{self.mean_cycle_ms:.3f}',
+            stale_bytes=getattr(self.bus_stats, 'stale_bytes', 0),
         ))
         out = [bus]
         for name in self.joint_names:

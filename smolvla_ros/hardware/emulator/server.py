@@ -194,6 +194,15 @@ class ServoEmulator:
 
     # -- hooks for tests and simulators ------------------------------------------------------
 
+    def send_unrequested(self, data: bytes) -> None:
+        """Put bytes on the line that no request is waiting for: what the host sees when a
+        servo's reply comes after the host gave up on it (a stalled servo or, in simulation, a
+        starved emulator thread)."""
+        with self._lock:
+            if self._master < 0:
+                raise RuntimeError('send_unrequested() needs a started, plugged-in emulator')
+            os.write(self._master, bytes(data))
+
     def servo(self, motor_id: int) -> EmulatedServo:
         """Direct access to one servo's state (hold `lock` while touching it from outside)."""
         try:

@@ -9,8 +9,9 @@ service callback may toggle torque while the control timer reads positions.
 Retry policy: a transfer is attempted `1 + retries` times. A sync read that fails at motor k keeps
 the values already read and retries only k and the motors after it; every failed attempt counts one
 error of its kind ('timeout', 'corrupt', 'short_reply', 'tx_fail', 'port_busy') against the motor
-that failed. After a failed attempt the input is drained so a late reply is never taken as the
-answer to the retry. When the retries are spent, CommunicationError names the motor and the kind.
+that failed. After a failed attempt the input is drained, and before every request the input
+already received is dropped (`stale_bytes`), so a late reply is not taken as the answer to the
+next request. When the retries are spent, CommunicationError names the motor and the kind.
 """
 from __future__ import annotations
 
@@ -114,6 +115,7 @@ class BusStats:
     failures: int = 0  # operations that raised CommunicationError
     tx_bytes: int = 0  # bytes written to the port
     rx_bytes: int = 0  # bytes read from the port (including drained garbage)
+    stale_bytes: int = 0  # unrequested input dropped before a request (late replies)
     cycles: int = 0
     last_cycle_s: float = 0.0
     mean_cycle_s: float = 0.0
@@ -136,6 +138,22 @@ class WaitingPortHandler(scs.PortHandler):
         self.timeout_margin_ms = float(timeout_ms)
         self.tx_bytes = 0
         self.rx_bytes = 0
+        self.stale_bytes = 0
+
+    def clearPort(self) -> None:  # noqa: N802 (SDK name)
+        """Before each request: also drop the input nobody has asked for yet.
+
+        The SDK calls this before it writes a request, but its version only flushes the output.
+        The protocol has no sequence numbers, so a reply that arrived after its request had timed
+        out (and after the drain that followed) would be read as the answer to this request --
+        an older position taken for a fresh one. Non-blocking: only bytes already received.
+        """
+        super().clearPort()
+        waiting = self.ser.in_waiting
+        if waiting:
+            dropped = len(self.ser.read(waiting))
+            self.stale_bytes += dropped
+            self.rx_bytes += dropped
 
     def setPacketTimeout(self, packet_length: int) -> None:  # noqa: N802 (SDK name)
         self.packet_start_time = self.getCurrentTime()
@@ -289,6 +307,7 @@ class FeetechBus:
             if port is not None:
                 self._stats.tx_bytes += port.tx_bytes
                 self._stats.rx_bytes += port.rx_bytes
+                self._stats.stale_bytes += port.stale_bytes
                 try:
                     port.closePort()
                 except _PORT_EXCEPTIONS:
@@ -311,6 +330,7 @@ class FeetechBus:
             if self._port is not None:
                 snap.tx_bytes += self._port.tx_bytes
                 snap.rx_bytes += self._port.rx_bytes
+                snap.stale_bytes += self._port.stale_bytes
             return snap
 
     def reset_stats(self) -> None:
@@ -318,7 +338,7 @@ class FeetechBus:
             self._stats = BusStats(motors={name: MotorStats() for name in self.motors})
             self._cycle_sum = 0.0
             if self._port is not None:
-                self._port.tx_bytes = self._port.rx_bytes = 0
+                self._port.tx_bytes = self._port.rx_bytes = self._port.stale_bytes = 0
 
     @contextmanager
     def cycle(self) -> Iterator[None]:

@@ -16,7 +16,7 @@ from smolvla_ros.hardware.feetech import (
     so101_motors,
 )
 from smolvla_ros.hardware.feetech.errors import MotorStatusError, UnknownMotorError
-from smolvla_ros.hardware.feetech.protocol import sync_read_bytes, sync_write_bytes
+from smolvla_ros.hardware.feetech.protocol import status_packet, sync_read_bytes, sync_write_bytes
 
 NAMES = list(so101_motors())
 
@@ -133,6 +133,25 @@ def test_delayed_reply_within_timeout_succeeds_beyond_it_is_retried(
     assert stats.motors['shoulder_lift'].errors == {'timeout': 1}
     assert stats.retries == 1
     assert emulator.stats().delayed_replies == 2
+
+
+def test_a_late_reply_already_received_is_not_taken_for_the_next_answer(
+        bus: FeetechBus, emulator: ServoEmulator) -> None:
+    # A reply that arrives after its request timed out, and after the drain that followed, waits
+    # in the input; the protocol has no sequence numbers, so the next read of the same servo would
+    # take it (an old position) for its answer.
+    emulator.set_actual_positions({2: 2047})
+    bus.reset_stats()
+    late = status_packet(2, 0, (1000).to_bytes(2, 'little'))
+    emulator.send_unrequested(late)
+    time.sleep(0.05)  # in the host's input buffer before the request goes out
+    assert bus.read('Present_Position', 'shoulder_lift') == 2047
+    emulator.send_unrequested(late)
+    time.sleep(0.05)
+    assert bus.sync_read('Present_Position')['shoulder_lift'] == 2047
+    stats = bus.stats
+    assert stats.stale_bytes == 2 * len(late)
+    assert stats.motors['shoulder_lift'].error_total == 0 and stats.retries == 0
 
 
 def test_missing_servo_raises_after_bounded_retries(
