@@ -38,10 +38,15 @@ def isolated_ros_env(domain_id: int | None = None,
 
 def up_command(*args: str) -> list[str]:
     """``smolvla-ros up ARGS`` with the console script of this interpreter's environment, else
-    ``python -m smolvla_ros.cli`` (a checkout without the console scripts installed)."""
+    ``python -m smolvla_ros.cli`` (a checkout without the console scripts installed).
+
+    The ``up`` it starts stops when this process ends (``--parent-pid``), however this one ends:
+    a test runner or benchmark killed with SIGKILL leaves no stack behind. Start it from a thread
+    that lives as long as the stack should (the kernel's signal follows the creating thread).
+    """
     script = Path(sys.executable).parent / 'smolvla-ros'
     base = [str(script)] if script.is_file() else [sys.executable, '-m', 'smolvla_ros.cli']
-    return [*base, 'up', *args]
+    return [*base, 'up', '--parent-pid', str(os.getpid()), *args]
 
 
 def stop(proc: subprocess.Popen, timeout_s: float = 30.0, *, group: bool = False,

@@ -33,7 +33,12 @@ from smolvla_ros.bringup.resolve import (
     parse_cli_arguments,
     resolve_profile,
 )
-from smolvla_ros.bringup.supervisor import ProcessSpec, Supervisor, SupervisorConfig
+from smolvla_ros.bringup.supervisor import (
+    ProcessSpec,
+    Supervisor,
+    SupervisorConfig,
+    parent_death_hook,
+)
 
 logger = logging.getLogger('smolvla_ros.bringup')
 EXIT_CONFIG_ERROR = 2
@@ -56,6 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='seconds to wait after SIGTERM before SIGKILL (default 5)')
     parser.add_argument('--color', choices=('auto', 'always', 'never'), default='auto',
                         help='colour the [node] prefixes (auto: only on a terminal)')
+    parser.add_argument('--parent-pid', type=int, metavar='PID',
+                        help='stop as on SIGTERM when PID, the process that started this one, '
+                             'ends (Linux); for programs that start up as a child (tests, '
+                             'benchmarks), so that killing them cannot leave a stack running')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.profile:
         logger.error('no PROFILE given. Shipped profiles:\n%s', list_profiles_text().rstrip())
+        return EXIT_CONFIG_ERROR
+    if args.parent_pid is not None and not _exit_with_parent(args.parent_pid):
         return EXIT_CONFIG_ERROR
     color = args.color == 'always' or (
         args.color == 'auto' and out.isatty() and 'NO_COLOR' not in os.environ)
@@ -96,6 +107,28 @@ def run(args: argparse.Namespace) -> int:
     else:
         logger.error('bringup failed: %s', outcome.reason)
     return outcome.exit_code
+
+
+def _exit_with_parent(parent_pid: int) -> bool:
+    """Ask the kernel for SIGTERM when ``parent_pid`` ends (see :func:`parent_death_hook`).
+
+    The signal is what Ctrl-C's sibling SIGTERM does to ``up``: the nodes are stopped in order.
+    Without it, an ``up`` whose parent was SIGKILLed runs on, and so do its nodes. False (after
+    logging why) when ``parent_pid`` is not this process's parent or the kernel cannot do it.
+    """
+    if os.getppid() != parent_pid:
+        logger.error('--parent-pid %d: the parent of this process is %d (it ended already, or '
+                     'the pid is wrong)', parent_pid, os.getppid())
+        return False
+    hook = parent_death_hook(parent_pid)
+    try:
+        if hook is None:
+            raise OSError('prctl is not available on this system')
+        hook()
+    except OSError as exc:
+        logger.error('--parent-pid: cannot ask to be stopped with the parent: %s', exc)
+        return False
+    return True
 
 
 def list_profiles_text() -> str:

@@ -77,7 +77,7 @@ def test_isolated_env_has_a_domain_of_its_own_and_localhost_discovery() -> None:
 
 def test_up_command_runs_up_with_this_environment() -> None:
     cmd = up_command('probe', 'count:=3')
-    assert cmd[-3:] == ['up', 'probe', 'count:=3']
+    assert cmd[-5:] == ['up', '--parent-pid', str(os.getpid()), 'probe', 'count:=3']
     assert cmd[0] in (str(Path(sys.executable).parent / 'smolvla-ros'), sys.executable)
 
 
@@ -91,4 +91,4 @@ def test_up_command_without_the_console_script_uses_the_module(installed: bool, 
     monkeypatch.setattr(sys, 'executable', str(python))
     expected = ([str(python.parent / 'smolvla-ros')] if installed
                 else [str(python), '-m', 'smolvla_ros.cli'])
-    assert up_command('x') == [*expected, 'up', 'x']
+    assert up_command('x') == [*expected, 'up', '--parent-pid', str(os.getpid()), 'x']

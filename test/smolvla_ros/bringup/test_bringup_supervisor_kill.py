@@ -1,4 +1,4 @@
-"""`smolvla-ros up` killed with SIGKILL: its processes must not outlive it, and the arm is released.
+"""`smolvla-ros up` (or what started it) killed with SIGKILL: nothing outlives it, arm let go.
 
 The supervisor cannot stop anything once it is SIGKILLed (or taken by the OOM killer); the
 children must notice on their own (supervisor.py: PR_SET_PDEATHSIG) and run their normal stop,
@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 import signal
 import subprocess
+import sys
 import threading
 
 import pytest
@@ -75,3 +76,51 @@ def test_sigkill_of_up_ends_every_process_and_releases_the_arm(
             for pid in pids:  # this test's own processes, if the fix is broken
                 if pid_alive(pid):
                     os.kill(pid, signal.SIGKILL)
+
+
+def test_up_stops_its_stack_when_the_program_that_started_it_is_killed(
+        write_profile, child_argv, tmp_path) -> None:
+    # A test runner or benchmark that starts `up` (bringup/processes.up_command) and is SIGKILLed:
+    # `up` gets SIGTERM from the kernel (--parent-pid) and stops its processes in order (SIGINT).
+    plain = yaml.safe_dump(list(child_argv('plain', ticks=100000)), default_flow_style=True)
+    profile = write_profile(f'''
+        description: one plain process
+        processes:
+          - {{name: plain, cmd: {plain.strip()}}}
+        ''')
+    starter_code = (
+        'import subprocess, time\n'
+        'from smolvla_ros.bringup.processes import up_command\n'
+        f'up = subprocess.Popen(up_command({str(profile)!r}, "--color", "never"))\n'
+        'print("up pid", up.pid, flush=True)\n'
+        'time.sleep(120)\n')
+    starter = subprocess.Popen([sys.executable, '-c', starter_code], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(starter.stdout), daemon=True)
+    reader.start()
+    pids: list[int] = []
+    try:
+        assert wait_until(lambda: any('(pid ' in line for line in list(lines)), 60), lines
+        pids = [int(line.split()[-1]) for line in list(lines) if line.startswith('up pid')]
+        pids += [int(line.split('(pid ')[1].split(')')[0]) for line in list(lines)
+                 if '(pid ' in line]
+        assert len(pids) == 2, lines
+        starter.kill()
+        assert starter.wait(10) == -signal.SIGKILL
+        assert wait_until(lambda: not any(pid_alive(p) for p in pids), 30), (
+            f'still running after the starter was killed: {[p for p in pids if pid_alive(p)]}\n'
+            + ''.join(lines))
+        assert (tmp_path / 'plain.sig').read_text() == 'SIGINT'  # up's orderly stop
+    finally:
+        for pid in pids:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_parent_pid_that_is_not_the_parent_is_refused() -> None:
+    # up_command passes this process's pid; the last --parent-pid given wins.
+    result = subprocess.run(up_command('--parent-pid', '1', '--dry-run', 'probe'),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert '--parent-pid 1: the parent of this process is' in result.stderr
