@@ -540,7 +540,8 @@ def driver_totals(last: dict[str, dict[str, str]]) -> dict:
                                          for j, vals in joints.items()},
             'bus': {k: bus.get(k) for k in ('state', 'good_cycles', 'failed_cycles', 'reconnects',
                                             'faults', 'torque_losses', 'commands_received',
-                                            'commands_rejected', 'mean_cycle_ms')}}
+                                            'commands_rejected', 'mean_cycle_ms',
+                                            'stale_bytes')}}
 
 
 def _rate(series, key_fn, t0: float, t1: float) -> float:
@@ -669,9 +670,15 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
     memory = {}
     for name, samples in rss.items():
         after = [(t, v) for t, v in samples if t >= args.warmup_s]
+        # A leak grows at the same rate to the end; a heap that settles slows down: the slope
+        # over the last half tells them apart. The series itself goes to the JSON.
         memory[name] = {'first_mib': round(samples[0][1], 1), 'last_mib': round(samples[-1][1], 1),
                         'max_mib': round(max(v for _, v in samples), 1),
-                        'slope_mib_per_min': slope_mib_per_min(after), 'samples': len(samples)}
+                        'slope_mib_per_min': slope_mib_per_min(after),
+                        'slope_last_half_mib_per_min': slope_mib_per_min(
+                            after[len(after) // 2:]),
+                        'samples': len(samples),
+                        'series': [(round(t, 1), round(v, 2)) for t, v in samples]}
     policy_rss = [max((v for _, v in inc['rss_mib']), default=None)
                   for inc in policy.incarnations]
     result.update({
@@ -735,7 +742,8 @@ def report(r: dict) -> None:
           f"{lat['max']:.0f} ms at the proxy |")
     print(f"| transfers failed after retries | {drv['failed_transfers']} "
           f"(failed cycles {drv['bus']['failed_cycles']}, faults {drv['bus']['faults']}, "
-          f"reconnects {drv['bus']['reconnects']}) |")
+          f"reconnects {drv['bus']['reconnects']}; late-reply bytes dropped before a "
+          f"request {drv['bus'].get('stale_bytes')}) |")
     print(f"| driver states (s: state) | "
           f"{', '.join(f'{t:g}: {st}' for t, st in r['driver_states']) or '-'} |")
     print(f"| driver cycles/s, commands received/s | {r['driver_cycles_per_s']:.1f}, "
@@ -762,12 +770,12 @@ def report(r: dict) -> None:
     print(f"| sim episodes (reset / success / failure) | {r['episodes']['reset']} / "
           f"{r['episodes']['success']} / {r['episodes']['failure']} |")
     print()
-    print('| process | RSS first / last / max (MiB) | slope (MiB/min) |')
+    print('| process | RSS first / last / max (MiB) | slope (MiB/min): after warm-up; last half |')
     print('|---|---|---|')
     for name, m in r['memory'].items():
-        s = m['slope_mib_per_min']
+        s, h = m['slope_mib_per_min'], m['slope_last_half_mib_per_min']
         print(f"| {name} | {m['first_mib']} / {m['last_mib']} / {m['max_mib']} | "
-              f"{'n/a' if s is None else f'{s:+.3f}'} |")
+              f"{'n/a' if s is None else f'{s:+.3f}'}; {'n/a' if h is None else f'{h:+.3f}'} |")
     pr = [v for v in r['policy_rss_max_mib'] if v is not None]
     if pr:
         print(f"| policy server (each incarnation's max) | {min(pr):.1f}-{max(pr):.1f} | - |")
