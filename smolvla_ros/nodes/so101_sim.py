@@ -210,6 +210,13 @@ class So101Sim(Node):
             return
         if episode is not None and episode != self.world.episode:
             return  # a late give-up for an episode that already ended
+        if self._had_success:
+            # The task was done (the oracle has no plan for a cube already in the air): the
+            # episode ends as the success it was, not as a failure (docs/simulation.md).
+            self.get_logger().info(f'episode {self.world.episode} (seed {self.world.seed}) '
+                                   f'ended after its success (policy: {reason})')
+            self._reset()
+            return
         self._fail(f'a policy gave up: {reason}')
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response):

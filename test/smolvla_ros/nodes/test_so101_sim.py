@@ -142,6 +142,13 @@ def test_a_give_up_or_a_timeout_ends_the_episode_with_a_failure_event(rclpy_cont
         failure = [e for e in events if e['event'] == 'failure'][-1]
         assert 'no success within 1.5 s' in failure['reason'] and failure['sim_time'] >= 1.5
         assert not any('STALE' in e.get('reason', '') for e in events)
+        # A give-up after the episode's success (the oracle finds the cube already lifted) starts
+        # the next episode without a failure: the episode counts once, as a success.
+        episode = sim.world.episode
+        sim._had_success = True  # stands for a lifted cube (success.py decides it in the tick)
+        give_up.publish(String(data=json.dumps({'episode': episode, 'reason': 'IKError: done'})))
+        assert _spin_until(executor, lambda: ('reset', episode + 1) in kinds(), 10.0), events
+        assert ('failure', episode) not in kinds()
     finally:
         executor.shutdown()
         helper.destroy_node()
