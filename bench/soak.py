@@ -39,7 +39,8 @@ Measured over ``--duration`` s (600) from the first accepted chunk:
   after ``--warmup-s``, for the long-lived ones.
 
 The driver's own state changes are listed: 10 failed cycles in a row (a stalled bus) put it in
-FAULT, which a follower keeps until restarted, and then nothing moves for the rest of the run.
+FAULT, which a follower keeps until `enable_torque` is called (the soak does not), and then nothing
+moves for the rest of the run.
 
 Run: ``python bench/soak.py`` (10 min + start-up) or ``--duration 60`` for a quick check
 (``--arg NAME:=VALUE`` passes so101_async arguments, e.g. a longer camera_max_age_s); prints a
