@@ -42,6 +42,10 @@ ARM_PARAMETERS = {
     'effort_scale_nm': 'effort (N m) reported at 100 % Present_Load; 0 leaves effort empty',
     'configure_servos': "write LeRobot's servo setup (return delay, PID, gripper limits)",
     'enable_torque_on_start': 'enable torque once connected (follower only)',
+    'stall_load': 'stall protection: |Present_Load| (fraction, 0..1) that counts; 0 = off',
+    'stall_joints': 'joints stall protection watches (default all but the gripper)',
+    'stall_position_tolerance_rad': 'stall: |goal - present| that counts as not reaching (rad)',
+    'stall_timeout_s': 'stall: how long load and error must both persist before it trips (s)',
 }
 
 
@@ -91,7 +95,7 @@ class FeetechDriver(Node):
             text = f'state {was.value} -> {self.arm.state.value}'
             reason = f': {self.arm.fault_reason}' if self.arm.fault_reason else ''
             # Two call sites: rclpy refuses a second severity from one call site (it raises).
-            if self.arm.state in (ArmState.FAULT, ArmState.TORQUE_LOST):
+            if self.arm.state in (ArmState.FAULT, ArmState.TORQUE_LOST, ArmState.STALLED):
                 log.error(text + reason)
             else:
                 log.info(text + reason)
@@ -157,7 +161,9 @@ class FeetechDriver(Node):
 
 
 def _ros_default(value):
-    """ROS parameters are bool/int/float/str: enums become their value."""
+    """ROS parameters are bool/int/float/str or lists: enums become their value."""
+    if isinstance(value, tuple):
+        return list(value)
     return value.value if isinstance(value, Role) else value
 
 

@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from smolvla_ros.core.robot import units
+from smolvla_ros.hardware.feetech.tables import SO101_MOTOR_IDS
 
 
 class Role(str, enum.Enum):
@@ -23,6 +24,10 @@ class Role(str, enum.Enum):
 
     FOLLOWER = 'follower'
     LEADER = 'leader'
+
+
+# The SO-100/SO-101 joints that stall protection watches by default: all but the gripper.
+SO101_ARM_JOINTS = tuple(n for n in SO101_MOTOR_IDS if n != 'gripper')
 
 
 class ArmConfigError(ValueError):
@@ -57,10 +62,20 @@ class ArmConfig:
     # Write LeRobot's servo setup (return delay, acceleration, PID, gripper current limits).
     configure_servos: bool = True
     enable_torque_on_start: bool = False
+    # Stall protection (docs/driver.md, "Stall protection"): a watched joint whose |Present_Load|
+    # (fraction of full) stays >= stall_load while its goal stays at least
+    # stall_position_tolerance_rad away, for stall_timeout_s, stops pushing (goal := present,
+    # latched). 0 = off. The gripper is not watched by default: a grasp is a stall by design.
+    stall_load: float = 0.0
+    stall_joints: tuple[str, ...] = SO101_ARM_JOINTS
+    stall_position_tolerance_rad: float = 0.05
+    stall_timeout_s: float = 0.5
 
     def __post_init__(self) -> None:
         object.__setattr__(self, 'role', _role(self.role))
-        positive = ('rate_hz', 'command_timeout_s', 'reconnect_interval_s', 'health_period_s')
+        object.__setattr__(self, 'stall_joints', _names('stall_joints', self.stall_joints))
+        positive = ('rate_hz', 'command_timeout_s', 'reconnect_interval_s', 'health_period_s',
+                    'stall_position_tolerance_rad', 'stall_timeout_s')
         for name in positive:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0.0):
@@ -75,10 +90,30 @@ class ArmConfig:
             )
         if self.role is Role.LEADER and self.enable_torque_on_start:
             raise ArmConfigError('enable_torque_on_start is not allowed for role leader')
+        if not (math.isfinite(self.stall_load) and 0.0 <= self.stall_load <= 1.0):
+            raise ArmConfigError(
+                f'stall_load must be a fraction of full load in 0..1 (0 = off), got '
+                f'{self.stall_load}')
+        if self.stall_load > 0.0 and self.role is Role.LEADER:
+            raise ArmConfigError('stall_load is not allowed for role leader (it never holds '
+                                 'torque)')
+        if self.stall_load > 0.0 and not self.stall_joints:
+            raise ArmConfigError('stall_load > 0 but stall_joints is empty: name the joints to '
+                                 'watch, or set stall_load to 0')
+
+    @property
+    def stall_protection(self) -> bool:
+        return self.stall_load > 0.0
 
     @property
     def period_s(self) -> float:
         return 1.0 / self.rate_hz
+
+
+def _names(param: str, value: object) -> tuple[str, ...]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ArmConfigError(f'{param} must be a list of joint names, got {value!r}')
+    return tuple(value)
 
 
 def _role(value: Role | str) -> Role:

@@ -6,9 +6,12 @@ State machine::
     IDLE --enable_torque (follower; readings inside range; goal := present first)--> ENABLED
     ENABLED --disable_torque--> IDLE
     ENABLED --a servo reads Torque_Enable = 0 (its own protection unloaded it)--> TORQUE_LOST
-    TORQUE_LOST --enable_torque (goal := present, every joint)--> ENABLED; --disable_torque--> IDLE
-    IDLE/ENABLED/TORQUE_LOST --max_consecutive_errors failed cycles--> FAULT (torque off, best
-        effort)
+    ENABLED --a watched joint stalls (stall_load > 0; goal := present for it)--> STALLED
+    STALLED --a servo reads Torque_Enable = 0--> TORQUE_LOST
+    TORQUE_LOST/STALLED --enable_torque (goal := present, every joint)--> ENABLED;
+        --disable_torque--> IDLE
+    IDLE/ENABLED/STALLED/TORQUE_LOST --max_consecutive_errors failed cycles--> FAULT (torque off,
+        best effort)
     FAULT --a good cycle (leader) / enable_torque (follower)--> IDLE / ENABLED
     any --port gone (PortError, BusNotConnectedError, OSError)--> DISCONNECTED --retry every
         reconnect_interval_s--> IDLE (torque stays off: a human re-enables it)
@@ -27,6 +30,15 @@ flags, the other joints hold their last goal (nothing is written, so they stay w
 dropping the whole arm could be worse than one limp joint), commands are no longer applied, and
 nothing is re-enabled automatically (the protection may still be active). ``enable_torque``
 (goal := present first, as always) is the explicit way back; ``disable_torque`` releases the arm.
+
+A stall (docs/driver.md, "Stall protection"; detection in stall_guard.py): while torque is held
+(ENABLED, STALLED, TORQUE_LOST) a watched joint that keeps a high Present_Load without reaching its
+goal for ``stall_timeout_s`` gets goal := present (that one joint is written, so it stops pushing
+but still holds against gravity; torque stays on, since a released shoulder would fall). The arm
+then behaves as in TORQUE_LOST: the other joints hold, commands are not applied, the stall is
+latched until ``enable_torque``/``disable_torque``. Detection goes on in STALLED, so a second joint
+pushing against the same obstruction is released too. A stall found in TORQUE_LOST is reacted to
+the same way but leaves the state TORQUE_LOST (the graver finding).
 
 The bus is anything with :class:`ServoBus`'s methods (``FeetechBus`` in production, fakes in tests).
 The same bus object is closed and reopened across a lost port, so its counters survive.
@@ -52,6 +64,7 @@ from smolvla_ros.hardware.arm.servo_bus import (
     apply_servo_setup,
     verify_calibration,
 )
+from smolvla_ros.hardware.arm.stall_guard import Stall, StallDetector
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +77,12 @@ class ArmState(str, enum.Enum):
     IDLE = 'idle'
     ENABLED = 'enabled'
     TORQUE_LOST = 'torque_lost'
+    STALLED = 'stalled'
     FAULT = 'fault'
+
+
+# States in which the follower holds torque and its goals are the driver's: stall detection runs.
+_HOLDING = (ArmState.ENABLED, ArmState.STALLED, ArmState.TORQUE_LOST)
 
 
 class TorqueRequestError(RuntimeError):
@@ -101,6 +119,11 @@ class ArmController:
         self.position: np.ndarray | None = None  # (J,) rad, last good reading
         self.velocity: np.ndarray | None = None  # (J,) rad/s
         self.effort: np.ndarray | None = None  # (J,) N m
+        self.load: np.ndarray | None = None  # (J,) signed fraction of full load
+        self.stall = StallDetector(self.joints.names, config.stall_joints, config.stall_load,
+                                   config.stall_position_tolerance_rad, config.stall_timeout_s)
+        # Stall protection needs the load every cycle: the same one sync read as velocity/effort.
+        self._read_motion = config.read_velocity_effort or config.stall_protection
         self.health = {name: JointHealth() for name in self.joints.names}
         self.clip_counts = np.zeros(n, dtype=np.int64)  # (J,) cycles in which a goal was changed
         self.failed_cycles = 0
@@ -140,7 +163,7 @@ class ArmController:
         self._bus = bus
         self.state = ArmState.IDLE
         self.fault_reason = ''
-        self._clear_torque_lost()
+        self._clear_latches()
         self._consecutive_errors = 0
         self.goal = None
         self.watchdog.clear()
@@ -212,7 +235,7 @@ class ArmController:
         self._consecutive_errors = 0
         self.state = ArmState.ENABLED
         self.fault_reason = ''
-        self._clear_torque_lost()
+        self._clear_latches()
 
     def disable_torque(self) -> None:
         if self._bus is None:
@@ -222,10 +245,10 @@ class ArmController:
         except (*PORT_ERRORS, *TRANSFER_ERRORS) as exc:
             raise TorqueRequestError(f'disabling torque failed: {exc}') from exc
         self.watchdog.clear()
-        if self.state in (ArmState.ENABLED, ArmState.TORQUE_LOST, ArmState.FAULT):
-            self.state = ArmState.IDLE  # also acknowledges a fault or a lost torque
+        if self.state in (*_HOLDING, ArmState.FAULT):
+            self.state = ArmState.IDLE  # also acknowledges a fault, a lost torque or a stall
             self.fault_reason = ''
-            self._clear_torque_lost()
+            self._clear_latches()
 
     # ---------------------------------------------------------------------------------- cycle
     def cycle(self) -> bool:
@@ -255,7 +278,7 @@ class ArmController:
 
     def _cycle(self, bus: ServoBus, now: float) -> bool:
         try:
-            if self.config.read_velocity_effort:
+            if self._read_motion:
                 # One sync read of the 6-byte span Present_Position..Present_Load per motor.
                 block = bus.sync_read_registers(_MOTION_REGISTERS)
                 raw_pos = {n: r['Present_Position'] for n, r in block.items()}
@@ -265,9 +288,11 @@ class ArmController:
             else:
                 raw_pos = bus.sync_read('Present_Position')
             present = self.joints.to_radians(raw_pos)  # (J,)
+            if self.state in _HOLDING and self.config.stall_protection:
+                self._check_stall(bus, now, present)
             if self.state is ArmState.ENABLED:
                 self._write_goal(bus, now)
-            elif self.state is not ArmState.TORQUE_LOST:  # TORQUE_LOST: hold, write nothing
+            elif self.state not in _HOLDING:  # STALLED, TORQUE_LOST: hold, write nothing
                 self.goal = present
             if now >= self._next_health:
                 self._next_health = now + self.config.health_period_s
@@ -296,8 +321,39 @@ class ArmController:
         bus.sync_write('Goal_Position', self.joints.to_ticks(clamped.value))
         self.goal = clamped.value
 
+    def _check_stall(self, bus: ServoBus, now: float, present: np.ndarray) -> None:
+        assert self.goal is not None and self.load is not None
+        stalls = self.stall.update(now, self.load, self.goal, present)
+        if not stalls:
+            return
+        idx = [s.index for s in stalls]
+        goal = self.goal.copy()
+        goal[idx] = clamp_to_limits(present, self.joints.lower, self.joints.upper).value[idx]
+        ticks = self.joints.to_ticks(goal)
+        # Only the stalled joints: the others keep the goal their servo already has. A failed
+        # write raises before anything is latched, so the next cycle trips and writes again.
+        bus.sync_write('Goal_Position', {s.joint: ticks[s.joint] for s in stalls})
+        self.goal = goal
+        self.stall.latch(stalls)
+        self._on_stalls(stalls)
+
+    def _on_stalls(self, stalls: list[Stall]) -> None:
+        for s in stalls:
+            self.health[s.joint].stalled = s.describe()
+        logger.error('STALL: %s', '; '.join(f'{s.joint}: {s.describe()}' for s in stalls))
+        self.watchdog.clear()
+        if self.state is ArmState.TORQUE_LOST:
+            return  # the graver finding keeps the state; the joint entries show the stall
+        self.state = ArmState.STALLED
+        names = [n for n, on in zip(self.joints.names, self.stall.stalled, strict=True) if on]
+        self.fault_reason = (
+            f'stall on {", ".join(names)} (pushing without reaching the goal; goal set to '
+            'present); the other joints hold, commands are not applied until enable_torque '
+            '(true re-enables every joint from where it is, false releases the arm)')
+
     def _store_load(self, raw: Mapping[str, int]) -> None:
         load = np.array([raw[n] for n in self.joints.names], dtype=np.float64) / 1000.0  # (J,)
+        self.load = load
         for name, value in zip(self.joints.names, load.tolist(), strict=True):
             self.health[name].load = value
         if self.config.effort_scale_nm > 0.0:
@@ -306,16 +362,16 @@ class ArmController:
             self.effort = load * sign * self.config.effort_scale_nm
 
     def _read_health(self, bus: ServoBus) -> None:
-        regs = _HEALTH_REGISTERS + (() if self.config.read_velocity_effort else ('Present_Load',))
+        regs = _HEALTH_REGISTERS + (() if self._read_motion else ('Present_Load',))
         block = bus.sync_read_registers(regs)
-        if not self.config.read_velocity_effort:
+        if not self._read_motion:
             self._store_load({n: r['Present_Load'] for n, r in block.items()})
         for name in self.joints.names:
             h = self.health[name]
             h.temperature_c = float(block[name]['Present_Temperature'])
             h.voltage_v = block[name]['Present_Voltage'] / 10.0  # register unit: 0.1 V
             h.status = int(block[name]['Status'])
-        if self.state is ArmState.ENABLED:
+        if self.state in (ArmState.ENABLED, ArmState.STALLED):
             torque = bus.sync_read('Torque_Enable')  # one byte per servo
             limp = [n for n in self.joints.names if not torque[n]]
             if limp:
@@ -339,9 +395,11 @@ class ArmController:
         logger.error('TORQUE LOST: %s', '; '.join(
             f'{n}: {self.health[n].torque_lost}' for n in limp))
 
-    def _clear_torque_lost(self) -> None:
+    def _clear_latches(self) -> None:
         for h in self.health.values():
             h.torque_lost = ''
+            h.stalled = ''
+        self.stall.reset()
 
     def _count_error(self, exc: BaseException) -> None:
         self.failed_cycles += 1
@@ -406,6 +464,7 @@ class ArmController:
             reconnects=self.reconnects,
             faults=self.faults,
             torque_losses=self.torque_losses,
+            stalls=self.stall.stalls,
             commands_received=self.watchdog.commands_received,
             commands_rejected=self.watchdog.commands_rejected,
             last_cycle_ms=self.last_cycle_s * 1e3,

@@ -26,10 +26,11 @@ class JointHealth:
     status: int = 0
     errors: dict[str, int] = field(default_factory=dict)  # failure kind -> count
     torque_lost: str = ''  # why, while the servo is limp against the driver's will
+    stalled: str = ''  # the evidence, while the joint's stall is latched
 
     def copy(self) -> JointHealth:
         return JointHealth(self.temperature_c, self.voltage_v, self.load, self.status,
-                           dict(self.errors), self.torque_lost)
+                           dict(self.errors), self.torque_lost, self.stalled)
 
     @property
     def status_flags(self) -> list[str]:
@@ -60,6 +61,7 @@ class ArmStatus:
     reconnects: int
     faults: int
     torque_losses: int
+    stalls: int
     commands_received: int
     commands_rejected: int
     last_cycle_ms: float
@@ -68,7 +70,7 @@ class ArmStatus:
 
     def entries(self, prefix: str) -> list[DiagnosticEntry]:
         """One entry for the bus and one per joint: ``<prefix>: bus``, ``<prefix>: <joint>``."""
-        if self.state in ('fault', 'disconnected', 'torque_lost'):
+        if self.state in ('fault', 'disconnected', 'torque_lost', 'stalled'):
             level, message = ERROR, f'{self.state}: {self.reason}'
         elif self.consecutive_errors:
             level, message = WARN, f'{self.state}, {self.consecutive_errors} failed cycles in a row'
@@ -78,7 +80,7 @@ class ArmStatus:
             state=self.state, role=self.role, reason=self.reason,
             good_cycles=self.good_cycles, failed_cycles=self.failed_cycles,
             consecutive_errors=self.consecutive_errors, reconnects=self.reconnects,
-            faults=self.faults, torque_losses=self.torque_losses,
+            faults=self.faults, torque_losses=self.torque_losses, stalls=self.stalls,
             commands_received=self.commands_received,
             commands_rejected=self.commands_rejected,
             last_cycle_ms=f'{self.last_cycle_ms:.3f}', mean_cycle_ms=f'{self.mean_cycle_ms:.3f}',
@@ -88,9 +90,11 @@ class ArmStatus:
         for name in self.joint_names:
             h = self.health[name]
             flags = h.status_flags
-            level = ERROR if flags or h.torque_lost else (WARN if h.errors else OK)
+            level = ERROR if flags or h.torque_lost or h.stalled else (WARN if h.errors else OK)
             if h.torque_lost:
                 message = h.torque_lost
+            elif h.stalled:
+                message = h.stalled
             elif flags:
                 message = 'servo reports ' + ', '.join(flags)
             else:
@@ -99,7 +103,7 @@ class ArmStatus:
                 temperature_c=_fmt(h.temperature_c), voltage_v=_fmt(h.voltage_v),
                 load_fraction=_fmt(h.load), status=f'0x{h.status:02x}',
                 errors_total=sum(h.errors.values()), goals_clipped=self.clip_counts[name],
-                torque_lost=h.torque_lost or 'no',
+                torque_lost=h.torque_lost or 'no', stalled=h.stalled or 'no',
             ) + tuple((f'errors_{k}', str(v)) for k, v in sorted(h.errors.items()))
             values += self._bus_counters(name)
             out.append(DiagnosticEntry(level, f'{prefix}: {name}', message, values))
