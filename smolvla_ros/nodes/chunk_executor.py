@@ -247,6 +247,10 @@ class ChunkExecutor(Node):
             interval = start - self._last_tick
             self.jitter_ms.add(abs(interval - 1.0 / self.config.control_hz) * 1e3)
         self._last_tick = start
+        if self.core.wants_anchor:  # after a clear: hold the first state observed after it
+            state = self.assembler.latest_state()  # none from before the clear (discarded)
+            if state is not None:
+                self.core.anchor(state)
         result = self.core.tick(self.get_clock().now().nanoseconds)
         if result.position is not None:
             names, period_ns = self.config.joint_names, round(1e9 / self.config.control_hz)
@@ -258,7 +262,10 @@ class ChunkExecutor(Node):
 
     # -- clearing --------------------------------------------------------------------------------
     def _clear(self, why: str) -> str:
-        dropped = self.core.clear(self.get_clock().now().nanoseconds)
+        now = self.get_clock().now().nanoseconds
+        dropped = self.core.clear(now)
+        # The world changed at now: the next observation (and the anchor) must come after it.
+        self.assembler.discard_before(now)
         text = f'plan cleared ({why})' + (
             f'; the answer to request {dropped} will be ignored' if dropped is not None else '')
         self.get_logger().info(text)
@@ -292,6 +299,7 @@ class ChunkExecutor(Node):
             self._no_service += 1
             self._stall(f'policy service {self.client.srv_name} not available')
             return
+        clears = self.core.clears
         try:
             state, frames = self.assembler.lookup(now)  # frames as received
         except StaleStreamError as exc:  # named in /diagnostics by the alignment report
@@ -305,8 +313,9 @@ class ChunkExecutor(Node):
             self.core.on_observation_stale(now)
             self._reject_frame(exc, 'no request, a frame did not decode')
             return
-        if not self.core.should_request(self.get_clock().now().nanoseconds):
-            return  # paused, cleared or answered while the frames were decoded
+        if (self.core.clears != clears
+                or not self.core.should_request(self.get_clock().now().nanoseconds)):
+            return  # paused, cleared (the frames are from before) or answered meanwhile
         obs = self.core.make_request(
             self.assembler.observation(now, state, images, task=self.task), now)
         try:

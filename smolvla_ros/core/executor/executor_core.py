@@ -25,9 +25,12 @@ no plan (starvation, or sync mode waiting for inference) the last command is hel
 
 ``clear`` drops the plan when the world changed under it (a new episode, an operator's stop): the
 queue, the in-flight request (its answer, when it comes, is dropped as ``cleared``) and the last
-command are forgotten, and the next tick asks for a new chunk. Until it arrives nothing is
-commanded (idle ticks, as at start-up), so the driver holds the arm at its last goal; the new
-chunk then starts from the state observed for it, not from a command of the old plan.
+command are forgotten, and the next tick asks for a new chunk. Until it arrives the arm is held
+where it was observed after the clear (``anchor``: the caller passes the first joint state
+stamped after it): the driver's last goal belongs to the old plan, and after a simulator's reset
+teleported the arm it is far from the arm, which would move back toward it. Before that first
+state, ticks are idle (nothing commanded, the driver holds its last goal). The new chunk then
+starts from the state observed for it, not from a command of the old plan.
 """
 from __future__ import annotations
 
@@ -160,7 +163,9 @@ class TickResult:
 
     position: np.ndarray | None  # [J] rad after safety; None: nothing to command yet
     due_ns: int  # the time this position is due (joint_commands header.stamp)
-    status: str  # 'plan' (from the queue), 'hold' (starved: last command held), 'idle', 'paused'
+    # 'plan' (from the queue), 'hold' (starved: last command held), 'anchor' (after a clear, the
+    # state observed after it held until a chunk comes), 'idle' (nothing to command), 'paused'
+    status: str
     planned: np.ndarray | None = None  # [J] before safety (None unless status == 'plan')
     seam: bool = False  # first tick of a newly merged chunk
     limit_clipped: bool = False
@@ -205,6 +210,8 @@ class ExecutorCore:
         self._last_command: np.ndarray | None = None  # [J] after safety
         self._last_plan: np.ndarray | None = None  # [J] before safety (or the held position)
         self._seed: np.ndarray | None = None  # observed state at the first request
+        self._anchor: np.ndarray | None = None  # [J] held after a clear until a chunk comes
+        self._wants_anchor = False
         self._seen_generation = 0
         self._chunk_duration_ns: int | None = None
         self._dt_ns = round(1e9 / config.fps)
@@ -226,6 +233,28 @@ class ExecutorCore:
     def started(self) -> bool:
         """True once a chunk has been accepted (since the start or the last clear)."""
         return self._chunk_duration_ns is not None
+
+    @property
+    def wants_anchor(self) -> bool:
+        """True after a clear until :meth:`anchor` got a state."""
+        return self._wants_anchor
+
+    def anchor(self, state: np.ndarray) -> None:
+        """Hold ``state`` [J] (rad, observed after the last clear) until a chunk's plan starts.
+
+        Only the first state after a clear counts: holding a state re-read every tick would let an
+        arm under gravity creep down with its own sag. Joint limits apply, as to every command.
+        """
+        if not self._wants_anchor:
+            return
+        state = np.asarray(state, dtype=np.float64)
+        if state.shape != (len(self.config.joint_names),):
+            raise ValueError(f'anchor state must have shape ({len(self.config.joint_names)},), '
+                             f'got {state.shape}')
+        if self._lower is not None:
+            state = clamp_to_limits(state, self._lower, self._upper).value
+        self._anchor = state.copy()
+        self._wants_anchor = False
 
     @property
     def clears(self) -> int:
@@ -263,6 +292,10 @@ class ExecutorCore:
         self.queue.prune(now_ns)
         sample = self.queue.sample(now_ns, self._interpolate(), self._tick_tolerance_ns)
         if sample is None:
+            if self._last_command is None and self._anchor is not None:
+                m.count('idle_ticks')
+                m.count('commands')
+                return TickResult(self._anchor.copy(), now_ns, 'anchor')
             if not self.started or self._last_command is None:
                 m.count('idle_ticks')
                 return TickResult(None, now_ns, 'idle')
@@ -282,10 +315,18 @@ class ExecutorCore:
         return TickResult(command.copy(), sample.due_ns, 'plan', plan.copy(), seam,
                           limit_clipped, step_clipped)
 
+    def _held(self) -> np.ndarray | None:
+        """What the arm was last told to hold: the last command, else the anchor, else the
+        state observed for the first request (the safety ramp and the crossfade start there)."""
+        for held in (self._last_command, self._anchor, self._seed):
+            if held is not None:
+                return held
+        return None
+
     def _safety(self, plan: np.ndarray) -> tuple[np.ndarray, bool, bool]:
         command = plan
         step_clipped = limit_clipped = False
-        previous = self._last_command if self._last_command is not None else self._seed
+        previous = self._held()
         if self.config.max_step_rad > 0 and previous is not None:
             result = limit_step(command, previous, self.config.max_step_rad)
             command, step_clipped = result.value, result.any_clipped
@@ -360,13 +401,15 @@ class ExecutorCore:
 
         Returns the id of the request that was in flight (its answer will be dropped as
         'cleared'), or None. Latency estimates, metrics and request ids carry over. After a clear
-        the executor behaves as at start-up: ticks are idle (nothing commanded, the driver holds
-        its last goal) until a chunk is accepted, the request is not held back by a failure
-        backoff, and the new chunk's safety ramp and crossfade start from the observed state.
+        ticks are idle until :meth:`anchor` gets the first state observed after it, then hold that
+        state ('anchor') until a chunk is accepted; the request is not held back by a failure
+        backoff, and the new chunk's safety ramp and crossfade start from the anchor.
         A request already past its timeout at `now_ns` counts as a timeout, not as dropped.
         """
         self._clears += 1
-        return self._drop_plan(int(now_ns))
+        dropped = self._drop_plan(int(now_ns))
+        self._wants_anchor = True
+        return dropped
 
     def _drop_plan(self, now_ns: int) -> int | None:
         self._expire_request(now_ns)
@@ -378,6 +421,8 @@ class ExecutorCore:
         self._last_command = None
         self._last_plan = None  # the new plan's first step is no seam of the old one
         self._seed = None
+        self._anchor = None
+        self._wants_anchor = False
         self._chunk_duration_ns = None
         self._newest_stamp = None  # stale answers are caught by request id instead
         return dropped
@@ -440,7 +485,7 @@ class ExecutorCore:
         offsets = np.rint(np.arange(chunk.num_steps) * chunk.dt * 1e9).astype(np.int64)
         times = start + offsets  # [T]
         end = start + round(chunk.num_steps * chunk.dt * 1e9)
-        hold = self._last_command if self._last_command is not None else self._seed
+        hold = self._held()
         result: MergeResult = self.queue.merge(times, positions, end, now_ns, self.fusion,
                                                chunk.dt_ns, hold)
         if not result.accepted:

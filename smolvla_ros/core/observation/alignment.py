@@ -11,7 +11,7 @@ Stamps are int nanoseconds (header stamps, not receive times).
 """
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -118,13 +118,30 @@ class StreamBuffer(Generic[T]):
         self.max_age_ns = max_age_ns
         self._stamps: list[int] = []
         self._values: list[T] = []
+        self._floor_ns: int | None = None
 
     def __len__(self) -> int:
         return len(self._stamps)
 
+    def discard_before(self, t_ns: int) -> None:
+        """Forget the samples stamped before t, and ignore any such sample that arrives later.
+
+        For when the world changed at t (a simulator's reset, an operator's stop): what was
+        observed before must not make an observation after it, including a message still in
+        flight at t.
+        """
+        t_ns = int(t_ns)
+        i = bisect_left(self._stamps, t_ns)
+        del self._stamps[:i]
+        del self._values[:i]
+        self._floor_ns = t_ns
+
     def add(self, stamp_ns: int, value: T) -> None:
-        """Insert a sample; a sample with the same stamp as an existing one replaces it."""
+        """Insert a sample; a sample with the same stamp as an existing one replaces it; one
+        stamped before a :meth:`discard_before` time is ignored."""
         stamp_ns = int(stamp_ns)
+        if self._floor_ns is not None and stamp_ns < self._floor_ns:
+            return
         if not self._stamps or stamp_ns > self._stamps[-1]:
             self._stamps.append(stamp_ns)
             self._values.append(value)

@@ -81,6 +81,17 @@ class ObservationAssembler:
                            f'{list(self.contract.camera_names)}')
         self.streams[camera].add(stamp_ns, frame)
 
+    def discard_before(self, t_ns: int) -> None:
+        """Forget every stream's samples stamped before t and ignore later arrivals stamped
+        before it (see :meth:`StreamBuffer.discard_before`)."""
+        for buffer in self.streams.buffers.values():
+            buffer.discard_before(t_ns)
+
+    def latest_state(self) -> np.ndarray | None:
+        """The newest joint state [J] (contract order, rad), whatever its age; None if none."""
+        sample = self.streams[STATE_STREAM].latest()
+        return None if sample is None else sample.value
+
     def report(self, t_ns: int) -> AlignmentReport:
         """Which streams are fresh, missing or stale at t (for diagnostics)."""
         return self.streams.report(t_ns)

@@ -1,9 +1,10 @@
 """chunk_executor's ``~/clear`` service and ``reset_topic``: a new episode drops the old plan.
 
-The core's behaviour (queue emptied, the in-flight answer dropped as 'cleared', idle until the new
-chunk) is tested in test/smolvla_ros/core/executor/test_executor_core.py; here only the wiring: the
-service and the topic reach ``ExecutorCore.clear`` and the next request goes out although the old
-one was never answered.
+The core's behaviour (queue emptied, the in-flight answer dropped as 'cleared', the arm held where
+it was observed after the clear until the new chunk) is tested in
+test/smolvla_ros/core/executor/test_executor_core.py; here the wiring: the service and the topic
+reach ``ExecutorCore.clear``, the next request goes out although the old one was never answered,
+and what is held is a joint state stamped after the clear.
 """
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
-from executor_fixtures import FakeRobot, Recorder, Spin, wait_until, write_contract  # noqa: E402
+from executor_fixtures import (  # noqa: E402
+    FakeRobot,
+    Recorder,
+    Spin,
+    analytic,
+    wait_until,
+    write_contract,
+)
+import numpy as np  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
@@ -51,6 +60,7 @@ def test_clear_service_empties_the_plan_and_the_next_request_goes_out(rclpy_cont
             stale = node.core.in_flight
             before = node.core.metrics()  # nothing changes while the request hangs
             assert client.wait_for_service(timeout_sec=10.0)
+            called_at = helper.get_clock().now().nanoseconds
             future = client.call_async(Trigger.Request())
             assert wait_until(future.done, 10.0)
             cleared_at = helper.get_clock().now().nanoseconds
@@ -64,16 +74,21 @@ def test_clear_service_empties_the_plan_and_the_next_request_goes_out(rclpy_cont
             assert wait_until(lambda: node.core.metrics().requests > before.requests, 10.0), (
                 node.core.trigger_decision(helper.get_clock().now().nanoseconds))
             assert node.core.in_flight != stale
-            # ...and meanwhile the executor commands nothing (idle, not a held old plan).
+            # ...and meanwhile the executor holds the first joint state stamped after the clear
+            # (no plan: counted as idle, not as starvation).
             assert wait_until(lambda: node.core.metrics().idle_ticks >= before.idle_ticks + 10,
                               10.0)
             waiting = node.core.metrics()
             assert waiting.chunks_accepted == before.chunks_accepted
-            assert waiting.starvation_ticks == cleared.starvation_ticks  # idle, not holding
-            # A command published before the clear is stamped at most half a tick after it.
-            margin = round(0.1e9)
-            assert not [t for t, _ in recorder.since(cleared_at + margin)], (
-                'a command was published after the clear')
+            assert waiting.starvation_ticks == cleared.starvation_ticks
+            margin = round(0.1e9)  # a command from before the clear: stamped at most this after
+            held = [c for _, c in recorder.since(cleared_at + margin)]
+            assert held and all(np.array_equal(c, held[0]) for c in held), held[:3]
+            # It is the fake robot's state f(t) at a t after the clear was asked for.
+            grid = np.arange(called_at - round(0.5e9), cleared_at + margin, 10**4)  # [N] ns
+            fit = np.abs(analytic(grid) - held[0]).max(axis=1)  # [N]
+            assert fit.min() < 1e-5 and grid[fit.argmin()] >= called_at - 10**6, (
+                fit.min(), (grid[fit.argmin()] - called_at) / 1e6)
 
             # The server answers again: the old request's late answer is dropped, the new
             # request's chunk is executed.
@@ -81,7 +96,8 @@ def test_clear_service_empties_the_plan_and_the_next_request_goes_out(rclpy_cont
             assert wait_until(lambda: node.core.metrics().chunks_dropped.get('cleared') == 1
                               and node.core.metrics().chunks_accepted > before.chunks_accepted,
                               20.0), node.core.metrics()
-            assert wait_until(lambda: recorder.since(cleared_at + margin), 10.0)
+            assert wait_until(lambda: any(not np.array_equal(c, held[0])
+                                          for _, c in recorder.since(cleared_at + margin)), 10.0)
     finally:
         for n in (helper, node, robot, sensors, recorder):
             n.destroy_node()

@@ -358,6 +358,44 @@ def test_clear_drops_plan_and_late_answer_then_the_new_plan_starts_from_the_obse
     assert m.seam_jump_max <= 4 * step
 
 
+def test_after_a_clear_the_arm_is_held_where_it_was_observed_until_the_new_plan():
+    # A simulator's reset teleported the arm: the last command (and the driver's goal) belong to
+    # the old plan; holding them would pull the arm back toward the old pose.
+    core = make_core(lower_limits=[-1.0] * 3, upper_limits=[1.0] * 3, max_step_rad=0.05)
+    request = core.make_request(_obs(T0, f(T0)), T0)
+    assert core.on_chunk(_answer(T0, request.request_id, f), T0, T0 + 1).accepted
+    assert core.tick(T0 + 2).status == 'plan'
+    assert not core.wants_anchor  # never before a clear: at start-up the goal is the arm's
+    core.clear(T0 + 3)
+    assert core.wants_anchor
+    assert core.tick(T0 + 4).status == 'idle'  # no state observed after the clear yet
+    home = np.array([0.9, -0.2, 1.4])  # the last joint reads past its limit
+    core.anchor(home)
+    assert not core.wants_anchor
+    core.anchor(home - 0.1)  # only the first state after the clear: no creeping with the sag
+    for t in (T0 + 5, T0 + 10**8):
+        held = core.tick(t)
+        assert held.status == 'anchor'
+        np.testing.assert_allclose(held.position, [0.9, -0.2, 1.0])  # joint limits apply
+    # The new plan starts from the anchor: its first command is one safety step from it.
+    def g(t):
+        return f(t) + 0.5
+
+    request = core.make_request(_obs(T0 + 10**8, g(T0 + 10**8)), T0 + 10**8)
+    assert core.on_chunk(_answer(T0 + 10**8, request.request_id, g), T0 + 10**8,
+                         T0 + 10**8 + 1).accepted
+    first = core.tick(T0 + 10**8 + 2)
+    assert first.status == 'plan'
+    assert np.abs(first.position - [0.9, -0.2, 1.0]).max() <= 0.05 + 1e-9
+    # A pause is no clear: nothing is commanded while paused, nor anchored after it.
+    core.set_paused(True, T0 + 2 * 10**8)
+    core.set_paused(False, T0 + 2 * 10**8 + 1)
+    assert not core.wants_anchor and core.tick(T0 + 2 * 10**8 + 2).status == 'idle'
+    with pytest.raises(ValueError, match='anchor state must have shape'):
+        core.clear(T0 + 3 * 10**8)
+        core.anchor(np.zeros(2))
+
+
 def test_clear_lifts_the_failure_backoff_and_counts_each_clear():
     core = make_core(retry_interval_s=1.0)
     request = core.make_request(_obs(T0, f(T0)), T0)

@@ -91,6 +91,30 @@ def test_assemble_refuses_stale_camera_and_names_all_problems():
     assert b.assemble(200 * MS).stamp_ns == 200 * MS
 
 
+def test_nothing_observed_before_a_discard_makes_an_observation_after_it():
+    # A simulator's reset at t=1000 ms: the frame of the old episode (990 ms) must not be sent
+    # with the new one's state, nor may a joint state stamped before t that arrives after it.
+    a = _assembler()
+    img = np.zeros((2, 2, 3), np.uint8)
+    a.add_joint_state(995 * MS, a.contract.joint_names, np.ones(6))
+    for cam in ('front', 'wrist'):
+        a.add_image(cam, 990 * MS, img)
+    assert a.assemble(1000 * MS).stamp_ns == 1000 * MS
+    a.discard_before(1000 * MS)
+    assert a.latest_state() is None
+    with pytest.raises(StaleStreamError) as info:
+        a.assemble(1001 * MS)
+    assert set(info.value.report.missing) == {'state', 'front', 'wrist'}
+    a.add_joint_state(999 * MS, a.contract.joint_names, np.ones(6))  # in flight at the reset
+    a.add_joint_state(1002 * MS, a.contract.joint_names, np.zeros(6))
+    np.testing.assert_array_equal(a.latest_state(), np.zeros(6))
+    for cam in ('front', 'wrist'):
+        a.add_image(cam, 1003 * MS, img + 1)
+    obs = a.assemble(1004 * MS)
+    np.testing.assert_array_equal(obs.state, np.zeros(6))
+    assert int(obs.images['front'][0, 0, 0]) == 1
+
+
 def test_decode_runs_only_for_assembled_observations():
     calls = []
 
