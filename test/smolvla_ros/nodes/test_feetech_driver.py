@@ -216,3 +216,24 @@ def test_bad_parameters_fail_fast(rclpy_context, emulator: ServoEmulator,
         save_calibration(cal_file, calibration(offset=12))
         make_driver(rclpy_context, emulator, tmp_path, write_calibration=False,
                     calibration_file=str(cal_file))
+
+
+def test_stall_parameters(rclpy_context, emulator: ServoEmulator, tmp_path: Path) -> None:
+    h = make_driver(rclpy_context, emulator, tmp_path)
+    try:  # off by default, watching all but the gripper once switched on
+        assert h.driver.get_parameter('stall_load').value == 0.0
+        assert h.driver.get_parameter('stall_joints').value == list(IDS)[:5]
+    finally:
+        h.close()
+    h = make_driver(rclpy_context, emulator, tmp_path, stall_load=1, stall_timeout_s=2,
+                    stall_joints=['elbow_flex'], stall_position_tolerance_rad=0.1)
+    try:
+        config = h.driver.arm.config
+        assert (config.stall_load, config.stall_timeout_s) == (1.0, 2.0)
+        assert h.driver.arm.stall.watched.tolist() == [n == 'elbow_flex' for n in IDS]
+    finally:
+        h.close()
+    with pytest.raises(ValueError, match='stall_load'):
+        make_driver(rclpy_context, emulator, tmp_path, stall_load=1.5)
+    with pytest.raises(ValueError, match="'elbow'"):
+        make_driver(rclpy_context, emulator, tmp_path, stall_load=0.5, stall_joints=['elbow'])

@@ -186,3 +186,32 @@ def test_servo_unloading_itself_is_an_error_and_the_others_hold(emulator: ServoE
     entries = {e.name: e for e in ctl.status().entries('arm')}
     assert entries['arm: elbow_flex'].level == 0 and entries['arm: bus'].level == 0
     ctl.close()
+
+
+def test_obstructed_joint_stops_pushing_and_the_gripper_is_left_alone() -> None:
+    """Stall protection on the real bus: with external motion every servo stays where it is, so
+    a commanded joint is obstructed and its Present_Load saturates (10 x error in ticks)."""
+    with ServoEmulator({i: ServoConfig(position=START[i]) for i in IDS.values()},
+                       motion='external') as emu:
+        ctl = _controller(emu, command_timeout_s=5.0, stall_load=0.8, stall_timeout_s=0.2)
+        ctl.enable_torque()
+        elbow, grip = IDS['elbow_flex'], IDS['gripper']
+        start = time.monotonic()
+        ctl.command({'elbow_flex': float(ctl.position[2]) + 0.3,
+                     'gripper': float(ctl.joints.lower[5])})  # a grasp pushes as hard
+        assert wait_until(lambda: ctl.cycle() and ctl.state is ArmState.STALLED, 10.0,
+                          poll_s=0.005), ctl.status()
+        assert time.monotonic() - start >= 0.2
+        gripper_goal = emu.get_goal_positions()[grip]
+        for _ in range(10):  # a sync write has no reply: cycles behind it show it has landed
+            assert ctl.cycle()
+        assert abs(emu.get_goal_positions()[elbow] - emu.get_actual_positions()[elbow]) <= 0.5
+        assert abs(emu.read_register(elbow, 'Present_Load')) <= 5  # no longer pushing
+        assert emu.read_register(grip, 'Present_Load') == -1000  # not watched: still gripping
+        assert emu.get_goal_positions()[grip] == gripper_goal  # the others hold
+        assert all(emu.get_torque_enabled().values())
+        entries = {e.name: dict(e.values) for e in ctl.status().entries('arm')}
+        assert entries['arm: elbow_flex']['stalled'].startswith('stalled: load 1.00')
+        assert entries['arm: gripper']['stalled'] == 'no'
+        assert entries['arm: bus']['stalls'] == '1'
+        ctl.close()
