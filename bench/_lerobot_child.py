@@ -1,16 +1,19 @@
-"""LeRobot's own SmolVLA, timed chunk by chunk for bench/policy_latency.py (its LeRobot column).
+"""LeRobot's own SmolVLA, timed chunk by chunk for bench/policy_latency.py (its LeRobot column)
+and optimizer step by step for bench/train_step.py (its LeRobot rows).
 
 Runs under a LeRobot venv's interpreter (Python >= 3.12, `pip install 'lerobot[smolvla]==0.6.1'`;
 docs/policy.md, "The LeRobot column"), never under ours: it imports lerobot and torch, nothing
 of smolvla_ros. bench/_lerobot_column.py starts it and writes what it reads: a policy directory
 whose config.json is our config in LeRobot's encoding, its `vlm_model_name` a stand-in SmolVLM
 directory (the VLM's config.json + a tokenizer, no weights), and the inputs our modes get
-(safetensors). LeRobot's `SmolVLAPolicy(config)` with `load_vlm_weights=False` builds the VLM from
-that config with random weights, as ours does.
+(safetensors; for training, our batch and optionally our weights). LeRobot's
+`SmolVLAPolicy(config)` with `load_vlm_weights=False` builds the VLM from that config with random
+weights, as ours does.
 
-Protocol (JSON lines): argv[1] is the spec {"policy_dir", "inputs", "threads", "device"}; once
-built the child writes {"ready": true, ...versions, params, weights and RSS}; then for every
-request line {"cmd": ...} one reply line:
+Protocol (JSON lines): argv[1] is the spec {"policy_dir", "inputs", "threads", "device"} and,
+for bench/train_step.py, "train": {"weights": path or null}; once built the child writes
+{"ready": true, ...versions, params, trainable, weights and RSS}; then for every request line
+{"cmd": ...} one reply line. Without "train" (the policy in eval mode):
 
     chunk   {"ms", "shape", "finite"}: one LeRobot `predict_action_chunk` (resize with pad, prefix,
             the flow steps with the KV cache), timed alone
@@ -18,6 +21,19 @@ request line {"cmd": ...} one reply line:
             reset first (policy_latency.py's helpers, as for our modes' memory processes)
     flops   {"total", "vision"}: torch.utils.flop_counter over one chunk
     gemm    {"gflops"}: the 1024^3 F.linear rate in float32 with this torch
+
+With "train" (train mode; the weights file, when given, is loaded first, strictly; the inputs are
+a training batch plus "noise" and "time"; the RSS high-water mark is reset once everything is
+built):
+
+    grad    {"loss", "grad_norm"}: `SmolVLAPolicy.forward` with the given noise and time, backward,
+            the total gradient norm; the gradients are cleared, the weights left as they were
+    step    {"s", "loss", "finite", "peak_mib"}: one optimizer step as LeRobot's `update_policy`
+            takes it (forward, backward, clip to the preset's grad_clip_norm, the preset's AdamW
+            over the trainable parameters, zero_grad), timed alone; peak_mib since the reset
+
+and in both modes
+
     quit    {"bye": true}, then exit
 
 A failed request answers {"error": "..."}; the child keeps serving.
@@ -52,12 +68,34 @@ class Peer:
         config = PreTrainedConfig.from_pretrained(spec['policy_dir'])
         config.device = self.device.type
         torch.manual_seed(0)
-        self.policy = SmolVLAPolicy(config).to(self.device).eval()
+        self.policy = SmolVLAPolicy(config).to(self.device)
         tensors = {k: v.to(self.device) for k, v in load_file(spec['inputs']).items()}
         self.noise = tensors.pop('noise')
+        self.time = tensors.pop('time', None)
         self.batch = tensors
         self.chunk_shape = (1, config.chunk_size, config.action_feature.shape[0])
+        self.training = spec.get('train') is not None
+        if self.training:
+            self._setup_training(spec['train'])
+        else:
+            self.policy.eval()
         self.built_mib = self._allocated_mib()
+        if self.training:
+            reset_peak_rss()  # the step replies' peak: over the steps, as bench/train_step.py's
+
+    def _setup_training(self, train: dict[str, Any]) -> None:
+        """Train mode, our weights when given, and the optimizer LeRobot's trainer builds from
+        the policy's preset (`SmolVLAConfig.get_optimizer_preset`)."""
+        from safetensors.torch import load_file
+
+        if train.get('weights'):
+            self.policy.load_state_dict(load_file(train['weights'], device=str(self.device)),
+                                        strict=True)
+        self.policy.train()
+        self.params = [p for p in self.policy.parameters() if p.requires_grad]
+        preset = self.policy.config.get_optimizer_preset()
+        self.clip_norm = preset.grad_clip_norm
+        self.optimizer = preset.build(self.params)
 
     def _allocated_mib(self) -> float:
         if self.device.type == 'cuda':
@@ -75,6 +113,8 @@ class Peer:
             'lerobot': importlib.metadata.version('lerobot'),
             'transformers': importlib.metadata.version('transformers'),
             'params': sum(p.numel() for p in self.policy.parameters()),
+            'trainable': sum(p.numel() for p in self.policy.parameters() if p.requires_grad),
+            'mode': 'train' if self.training else 'eval',
             'dtype': str(next(self.policy.parameters()).dtype).removeprefix('torch.'),
             'weights_mib': sum(t.numel() * t.element_size() for t in tensors) / 2**20,
             'threads': self.torch.get_num_threads(), 'built_mib': self.built_mib,
@@ -130,11 +170,37 @@ class Peer:
         self._sync()
         return {'gflops': 2 * GEMM_N ** 3 * reps / (time.perf_counter() - t0) / 1e9}
 
+    def grad(self) -> dict[str, Any]:
+        loss, _ = self.policy.forward(dict(self.batch), noise=self.noise, time=self.time)
+        loss.backward()
+        norm = self.torch.nn.utils.clip_grad_norm_(self.params, float('inf'))
+        self.optimizer.zero_grad()
+        return {'loss': loss.item(), 'grad_norm': norm.item()}
+
+    def step(self) -> dict[str, Any]:
+        self._sync()
+        t0 = time.perf_counter()
+        loss, _ = self.policy.forward(dict(self.batch))
+        loss.backward()
+        self.torch.nn.utils.clip_grad_norm_(self.params, self.clip_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        self._sync()
+        seconds = time.perf_counter() - t0
+        return {'s': seconds, 'loss': loss.item(), 'finite': bool(self.torch.isfinite(loss)),
+                'peak_mib': peak_rss_mib()}
+
+    def handlers(self) -> dict[str, Any]:
+        """The commands this mode answers (besides quit)."""
+        if self.training:
+            return {'grad': self.grad, 'step': self.step}
+        return {'chunk': self.chunk, 'memory': self.memory, 'flops': self.flops,
+                'gemm': self.gemm}
+
 
 def serve(peer: Peer, requests: TextIO, replies: TextIO) -> None:
     """Answer request lines until 'quit' or end of input."""
-    handlers = {'chunk': peer.chunk, 'memory': peer.memory, 'flops': peer.flops,
-                'gemm': peer.gemm}
+    handlers = peer.handlers()
     for line in requests:
         if not line.strip():
             continue

@@ -182,20 +182,29 @@ class LeRobotPeer:
 
 class StartedPeer(LeRobotPeer):
     """A LeRobotPeer over a temporary directory (stand-in, policy config, inputs), removed on
-    close."""
+    close. `train=True` starts the child in train mode (bench/train_step.py); `weights` (a
+    state dict in LeRobot's `model.*` names) are then loaded into LeRobot's policy."""
 
     def __init__(self, python: str, config: Any, inputs: dict[str, Any], threads: int,
-                 device: str = 'cpu') -> None:
+                 device: str = 'cpu', *, train: bool = False,
+                 weights: dict[str, Any] | None = None, script: Path = CHILD) -> None:
         from safetensors.torch import save_file
+
+        def save(tensors: dict[str, Any], name: str) -> str:
+            path = self.workdir / name
+            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(path))
+            return str(path)
 
         self.workdir = Path(tempfile.mkdtemp(prefix='smolvla_lerobot_'))
         try:
             policy_dir = write_standin(config, self.workdir)
-            inputs_path = self.workdir / 'inputs.safetensors'
-            save_file({k: v.detach().cpu().contiguous() for k, v in inputs.items()},
-                      str(inputs_path))
-            super().__init__(python, {'policy_dir': str(policy_dir), 'inputs': str(inputs_path),
-                                      'threads': threads, 'device': device})
+            spec: dict[str, Any] = {'policy_dir': str(policy_dir),
+                                    'inputs': save(inputs, 'inputs.safetensors'),
+                                    'threads': threads, 'device': device}
+            if train:
+                spec['train'] = {'weights': save(weights, 'weights.safetensors')
+                                 if weights is not None else None}
+            super().__init__(python, spec, script=script)
         except BaseException:
             shutil.rmtree(self.workdir, ignore_errors=True)
             raise
