@@ -138,7 +138,7 @@ distclean: clean
 # demonstrations recorded as rosbag2 bags -> smolvla-convert (batches of 50 bags, one dataset
 # each, SIM_JOBS at a time) -> smolvla-train on all of them -> intervention recording with that
 # policy (the expert takes over after its misses: sim/intervention.py) -> smolvla-convert ->
-# fine-tuning on all the data (DAgger's aggregation) -> eval on unseen seeds.
+# fine-tuning on all the data (DAgger's aggregation), twice -> eval on unseen seeds.
 SIM_OUT      ?= runs/sim_lift
 SIM_EPISODES ?= 400
 SIM_JOBS     ?= 2
@@ -151,6 +151,16 @@ SIM_DATASETS = for d in $(SIM_OUT)/dataset_*; do echo --dataset $$d; done
 SIM_TRAIN_ARGS = --batch-size 32 --train-expert-only false --freeze-vision-encoder false \
 	    --augment --val-episodes $$(($(SIM_EPISODES) - 10))-$$(($(SIM_EPISODES) - 1)) \
 	    --save-every 500 --log-every 50
+# One DAgger round: policy $(1) drives, the expert takes over after its misses (seeds from $(2));
+# the takeovers are converted and $(1) is fine-tuned on all the datasets into train_$(3).
+define SIM_DAGGER_ROUND
+	$(VENV)/bin/smolvla-ros sim-record --task lift --episodes $(SIM_DAGGER_EPISODES) \
+	    --seed-start $(2) --jobs $(SIM_JOBS) --out $(SIM_OUT)/bags_$(3) --intervene $(1)
+	cd $(SIM_OUT) && ls -d bags_$(3)/seed_* | sort | split -l 50 - batch_$(3)_ && \
+	    ls batch_$(3)_* | $(SIM_CONVERT)
+	$(VENV)/bin/smolvla-train $$($(SIM_DATASETS)) --out $(SIM_OUT)/train_$(3) --init $(1) \
+	    --steps $(SIM_DAGGER_STEPS) --lr 1e-4 $(SIM_TRAIN_ARGS)
+endef
 .PHONY: train-sim
 train-sim: setup
 	$(VENV)/bin/smolvla-ros sim-record --task lift --episodes $(SIM_EPISODES) --seed-start 0 \
@@ -158,14 +168,8 @@ train-sim: setup
 	cd $(SIM_OUT) && ls -d bags/seed_* | sort | split -l 50 - batch_ && ls batch_* | $(SIM_CONVERT)
 	$(VENV)/bin/smolvla-train $$($(SIM_DATASETS)) --preset sim_small --out $(SIM_OUT)/train \
 	    --steps $(SIM_STEPS) --lr 3e-4 $(SIM_TRAIN_ARGS)
-	$(VENV)/bin/smolvla-ros sim-record --task lift --episodes $(SIM_DAGGER_EPISODES) \
-	    --seed-start 1000 --jobs $(SIM_JOBS) --out $(SIM_OUT)/bags_dagger \
-	    --intervene $(SIM_OUT)/train/checkpoints/last/pretrained_model
-	cd $(SIM_OUT) && ls -d bags_dagger/seed_* | sort | split -l 50 - batch_dagger_ && \
-	    ls batch_dagger_* | $(SIM_CONVERT)
-	$(VENV)/bin/smolvla-train $$($(SIM_DATASETS)) --out $(SIM_OUT)/train_dagger \
-	    --init $(SIM_OUT)/train/checkpoints/last/pretrained_model \
-	    --steps $(SIM_DAGGER_STEPS) --lr 1e-4 $(SIM_TRAIN_ARGS)
+	$(call SIM_DAGGER_ROUND,$(SIM_OUT)/train/checkpoints/last/pretrained_model,1000,dagger)
+	$(call SIM_DAGGER_ROUND,$(SIM_OUT)/train_dagger/checkpoints/last/pretrained_model,2000,dagger2)
 	$(VENV)/bin/smolvla-ros eval \
-	    --checkpoint $(SIM_OUT)/train_dagger/checkpoints/last/pretrained_model \
+	    --checkpoint $(SIM_OUT)/train_dagger2/checkpoints/last/pretrained_model \
 	    --task lift --episodes 50 --seed-start 5000

@@ -41,8 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='latency injected on top of the policy\'s measured inference time')
     parser.add_argument('--fixed-latency', action='store_true',
                         help='the executor sees --latency-ms alone, not the measured inference '
-                        'time: a run that reproduces on any machine under any load (to compare '
-                        'policies), not the latency this machine would give')
+                        'time: a run that repeats under any load (to compare policies; the '
+                        'sampling noise is seeded per episode), not the latency this machine '
+                        'would give')
     parser.add_argument('--timeout', type=float, default=20.0,
                         help='simulated seconds before an episode counts as failed')
     parser.add_argument('--video', metavar='DIR', help='write episode_<seed>.mp4 (front | wrist)')
