@@ -15,17 +15,17 @@ PACKAGE = 'smolvla_ros'
 # "Install paths and dependencies").
 NODES = {
     # Diagnostics: a PredictChunk server without inference, a client measuring the round trip.
-    'null_policy_server': 'smolvla_ros.nodes.null_policy_server:main',
-    'predict_probe': 'smolvla_ros.nodes.predict_probe:main',
-    'feetech_driver': 'smolvla_ros.nodes.feetech_driver:main',
-    'teleop': 'smolvla_ros.nodes.teleop:main',
-    'camera': 'smolvla_ros.nodes.camera:main',
-    'chunk_executor': 'smolvla_ros.nodes.chunk_executor:main',
-    'policy_server': 'smolvla_ros.nodes.policy_server:main',
-    'so101_sim': 'smolvla_ros.nodes.so101_sim:main',
-    'chunk_visualizer': 'smolvla_ros.nodes.chunk_visualizer:main',
-    'oracle_policy_server': 'smolvla_ros.nodes.oracle_policy_server:main',
-    'recorder': 'smolvla_ros.nodes.recorder:main',
+    'null_policy_server': 'smolvla_ros.nodes.entry:null_policy_server',
+    'predict_probe': 'smolvla_ros.nodes.entry:predict_probe',
+    'feetech_driver': 'smolvla_ros.nodes.entry:feetech_driver',
+    'teleop': 'smolvla_ros.nodes.entry:teleop',
+    'camera': 'smolvla_ros.nodes.entry:camera',
+    'chunk_executor': 'smolvla_ros.nodes.entry:chunk_executor',
+    'policy_server': 'smolvla_ros.nodes.entry:policy_server',
+    'so101_sim': 'smolvla_ros.nodes.entry:so101_sim',
+    'chunk_visualizer': 'smolvla_ros.nodes.entry:chunk_visualizer',
+    'oracle_policy_server': 'smolvla_ros.nodes.entry:oracle_policy_server',
+    'recorder': 'smolvla_ros.nodes.entry:recorder',
 }
 CLIS = {
     'smolvla-ros': 'smolvla_ros.cli.main:main',
