@@ -106,6 +106,8 @@ def test_up_stops_its_stack_when_the_program_that_started_it_is_killed(
         pids += [int(line.split('(pid ')[1].split(')')[0]) for line in list(lines)
                  if '(pid ' in line]
         assert len(pids) == 2, lines
+        # Its signal handlers are in place once it wrote this (before, SIGINT just ends it).
+        assert wait_until((tmp_path / 'plain.ready').exists, 60), lines
         starter.kill()
         assert starter.wait(10) == -signal.SIGKILL
         assert wait_until(lambda: not any(pid_alive(p) for p in pids), 30), (
